@@ -1,0 +1,69 @@
+"""The `tutelage` command: a thin layer that parses arguments and calls the library."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from tutelage import __version__
+from tutelage.cli import data, demo, generate, store
+from tutelage.formats import FormatError
+from tutelage.store import StoreError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="tutelage",
+    help="Turn the judgments of paid domain experts into better language models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(store.db_app, name="db")
+app.add_typer(store.projects_app, name="projects")
+app.command("import")(data.import_command)
+app.command("export")(data.export_command)
+app.command("generate")(generate.generate_command)
+app.command("demo")(demo.demo_command)
+
+
+def _mount_models() -> None:
+    from tutelage.generation.cli import models_app
+
+    app.add_typer(models_app, name="models")
+
+
+_mount_models()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Run the CLI; expected failures print one clear line and exit 1, not a traceback."""
+    try:
+        app()
+    except (FormatError, StoreError, ValidationError) as exc:
+        message = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/] {message}", highlight=False, markup=True
+        )
+        sys.exit(1)
+
+
+def _describe(error: ValidationError) -> str:
+    """Return a validation error as one line per field, without pydantic's links."""
+    parts = []
+    for detail in error.errors():
+        where = ".".join(str(part) for part in detail["loc"])
+        parts.append(f"field {where!r}: {detail['msg']}" if where else detail["msg"])
+    return f"invalid {error.title}: " + "; ".join(parts)

@@ -1,0 +1,62 @@
+"""`tutelage demo`: the walk-through `make demo` runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tutelage.cli.options import DbOption
+from tutelage.cli.store import print_summary
+from tutelage.store import open_store
+from tutelage.store.projects import project_summary
+
+console = Console(soft_wrap=True)
+
+
+def demo_command(
+    generate: Annotated[
+        bool,
+        typer.Option(help="Generate candidates with the bundled model for prompts lacking two."),
+    ] = True,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 96,
+    db: DbOption = None,
+) -> None:
+    """Create a demo project from sample data, generate candidates, and summarise it."""
+    from tutelage.demo import DEMO_PROJECT, set_up_demo
+
+    store = open_store(db)
+    console.rule("tutelage demo")
+    console.print(f"store: {store.url}")
+    result = set_up_demo(store)
+    console.print(
+        f"project {DEMO_PROJECT.name!r}: " + ("created" if result.created else "exists already")
+    )
+    for report in result.imports:
+        console.print(
+            f"imported {report.records_stored} records from {report.path} "
+            f"({report.format}, {report.skipped_total} skipped)"
+        )
+    if generate:
+        from tutelage.generation import backend_for
+        from tutelage.generation.candidates import add_candidates
+
+        generated = add_candidates(
+            store,
+            project=DEMO_PROJECT.name,
+            backend=backend_for("smollm2-135m-instruct"),
+            n=2,
+            temperature=0.8,
+            max_new_tokens=max_new_tokens,
+            seed=0,
+        )
+        console.print(
+            f"generated {generated.completions_added} candidate completions for "
+            f"{generated.prompts} prompts with the bundled SmolLM2-135M-Instruct"
+        )
+    with store.session() as session:
+        print_summary(project_summary(session, name=DEMO_PROJECT.name))
+    console.print(
+        "next: tutelage export --project demo --format trl --out demo.jsonl   (or: tutelage --help)"
+    )

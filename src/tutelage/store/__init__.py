@@ -1,0 +1,59 @@
+"""The durable store: SQLite by default, PostgreSQL for teams, migrated by Alembic."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from tutelage.settings import default_db_url
+from tutelage.store.engine import StoreError, create_store_engine, normalise_url
+from tutelage.store.migrate import current_revision, head_revision, upgrade
+
+__all__ = ["Store", "StoreError", "normalise_url", "open_store"]
+
+
+@dataclass(frozen=True)
+class Store:
+    """An open store: its URL and engine. Sessions come from `session()`."""
+
+    url: str
+    engine: Engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """Yield a session in one transaction: committed on success, rolled back on error."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
+    """Open the store at `url` (default: ``TUTELAGE_DB`` or ``~/.tutelage/tutelage.db``).
+
+    An empty database is brought to the current schema (when `migrate`); a database at an
+    older revision is left alone and refused, because migrating a shared team database
+    is a decision for `tutelage db upgrade`, not a side effect of another command.
+    """
+    engine = create_store_engine(url or default_db_url())
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        revision = current_revision(engine)
+    except Exception as exc:
+        engine.dispose()
+        raise StoreError(f"cannot open the store at {shown}: {exc}") from exc
+    head = head_revision()
+    if revision is None and migrate:
+        upgrade(engine)
+    elif revision != head:
+        engine.dispose()
+        raise StoreError(
+            f"the store at {shown} is at schema revision {revision}, this version of "
+            f"tutelage needs {head}: run `tutelage db upgrade --db URL`"
+        )
+    return Store(url=shown, engine=engine)

@@ -1,0 +1,81 @@
+"""Shared fixtures: an isolated home per test, and stores on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tutelage.store import Store, open_store
+
+REPO = Path(__file__).resolve().parents[1]
+HH_RLHF = REPO.parent / "shared" / "data" / "hh-rlhf" / "helpful-base.test.jsonl.gz"
+# Prepared models are shared between tests (and with `make setup`): converting one
+# takes ~20 s and 0.5 GB, and tests of the conversion itself use their own folder.
+MODELS = Path(
+    os.environ.get("TUTELAGE_MODELS")
+    or Path(os.environ.get("TUTELAGE_HOME", "~/.tutelage")).expanduser() / "models"
+)
+PG_URL = os.environ.get("TUTELAGE_TEST_DATABASE_URL")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("TUTELAGE_HOME", str(home))
+    monkeypatch.setenv("TUTELAGE_MODELS", str(MODELS))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("TUTELAGE_DB", raising=False)
+    return home
+
+
+@pytest.fixture
+def hh_rlhf() -> Path:
+    if not HH_RLHF.is_file():
+        pytest.skip(f"{HH_RLHF} is not here (it comes with ../shared)")
+    return HH_RLHF
+
+
+def _postgres_schema_url() -> Iterator[str]:
+    """Yield a URL whose connections live in a fresh schema of the test database."""
+    assert PG_URL is not None
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty store: a SQLite file, and PostgreSQL when configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if not PG_URL:
+        pytest.skip("TUTELAGE_TEST_DATABASE_URL is not set")
+    yield from _postgres_schema_url()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def second_store(tmp_path: Path) -> Iterator[Store]:
+    """Another empty store (SQLite), e.g. to import what was exported from the first."""
+    opened = open_store(f"sqlite:///{tmp_path / 'second.db'}")
+    yield opened
+    opened.close()

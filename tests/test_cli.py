@@ -1,0 +1,152 @@
+"""The `tutelage` command as a user runs it: exit codes, messages, stored results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+import typer
+
+from tutelage.cli import app
+from tutelage.store import open_store
+from tutelage.store.projects import project_summary
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tutelage", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+def command_paths() -> list[list[str]]:
+    """Every leaf command of the CLI, as the words a user types after `tutelage`."""
+    root = typer.main.get_command(app)
+    paths: list[list[str]] = []
+
+    def walk(command: click.Command, prefix: list[str]) -> None:
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, [*prefix, name])
+        else:
+            paths.append(prefix)
+
+    walk(root, [])
+    return paths
+
+
+def test_every_command_has_help_and_is_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    paths = command_paths()
+    assert len(paths) >= 10
+    for path in paths:
+        result = run(*path, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "Usage:" in result.stdout
+        assert f"`tutelage {' '.join(path)}`" in readme, f"README lacks tutelage {path}"
+
+
+def test_import_export_through_the_command(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    source = tmp_path / "pairs.jsonl"
+    source.write_text(
+        "\n".join(
+            json.dumps({"prompt": f"q{i}", "chosen": "yes", "rejected": "no"}) for i in range(3)
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    imported = run("import", str(source), "--project", "p", "--db", db)
+    assert imported.returncode == 0, imported.stderr
+    assert "3 lines read" in imported.stdout and "3 stored" in imported.stdout
+
+    out = tmp_path / "out.parquet"
+    exported = run("export", "--project", "p", "--format", "trl", "--out", str(out), "--db", db)
+    assert exported.returncode == 0, exported.stderr
+    assert out.is_file() and "wrote 3 records" in exported.stdout
+
+    with open_store(db).session() as session:
+        assert project_summary(session, name="p").judgments["comparisons"] == 3
+
+
+def test_bad_input_gives_one_clear_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n{"prompt": \n', "utf-8")
+
+    result = run("import", str(bad), "--project", "p", "--db", db)
+
+    assert result.returncode == 1
+    assert f"{bad}:2:" in result.stderr
+    assert "Traceback" not in result.stderr
+    listed = run("projects", "list", "--db", db)
+    assert " p " not in listed.stdout  # the failed import left no project behind
+
+    missing = run("export", "--project", "nope", "--format", "trl", "--out", "x.jsonl", "--db", db)
+    assert missing.returncode == 1 and "no project named 'nope'" in missing.stderr
+
+
+def test_db_env_var_sets_the_default_store(tmp_path: Path) -> None:
+    db_path = tmp_path / "env.db"
+    result = run("projects", "create", "envproj", env={"TUTELAGE_DB": f"sqlite:///{db_path}"})
+    assert result.returncode == 0, result.stderr
+    assert db_path.is_file()
+
+
+def test_skip_invalid_reports_the_reasons(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(
+        '{"prompt": "q", "chosen": "a", "rejected": "b"}\nnot json\n'
+        '{"prompt": "q2", "chosen": "a", "rejected": "a"}\n',
+        "utf-8",
+    )
+    result = run("import", str(mixed), "--project", "p", "--skip-invalid", "--db", db)
+    assert result.returncode == 0, result.stderr
+    assert "1 stored, 2 skipped" in result.stdout
+    assert "chosen and rejected are identical" in result.stdout
+
+
+@pytest.mark.slow
+def test_demo_runs_and_is_idempotent(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    first = run("demo", "--max-new-tokens", "16", "--db", db)
+    assert first.returncode == 0, first.stderr
+    assert "created" in first.stdout
+    with open_store(db).session() as session:
+        summary = project_summary(session, name="demo")
+    assert summary.judgments["comparisons"] == 12
+    assert summary.prompts_with_fewer_than_two_completions == 0
+    second = run("demo", "--max-new-tokens", "16", "--db", db)
+    assert second.returncode == 0, second.stderr
+    assert "exists already" in second.stdout
+    with open_store(db).session() as session:
+        assert project_summary(session, name="demo") == summary
+
+
+def test_projects_create_and_show(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    nda = tmp_path / "nda.txt"
+    nda.write_text("Keep it secret.", "utf-8")
+    created = run(
+        "projects", "create", "cardio", "--domain", "medicine", "--pay-rate", "180",
+        "--nda-file", str(nda), "--db", db,
+    )
+    assert created.returncode == 0, created.stderr
+    shown = run("projects", "show", "--project", "cardio", "--db", db)
+    assert shown.returncode == 0, shown.stderr
+    assert "cardio" in shown.stdout and "medicine" in shown.stdout
+    again = run("projects", "create", "cardio", "--db", db)
+    assert again.returncode == 1 and "exists already" in again.stderr
+    bad_rate = run("projects", "create", "x", "--pay-rate", "-5", "--db", db)
+    assert bad_rate.returncode == 1 and "pay_rate_per_hour" in bad_rate.stderr

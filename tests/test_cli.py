@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import click
 import pytest
 import typer
 
@@ -34,8 +34,9 @@ def command_paths() -> list[list[str]]:
     root = typer.main.get_command(app)
     paths: list[list[str]] = []
 
-    def walk(command: click.Command, prefix: list[str]) -> None:
-        if isinstance(command, click.Group):
+    def walk(command: Any, prefix: list[str]) -> None:
+        # typer bundles its own click, so look for sub-commands rather than a click.Group
+        if hasattr(command, "commands"):
             for name, sub in command.commands.items():
                 walk(sub, [*prefix, name])
         else:
@@ -139,8 +140,17 @@ def test_projects_create_and_show(tmp_path: Path) -> None:
     nda = tmp_path / "nda.txt"
     nda.write_text("Keep it secret.", "utf-8")
     created = run(
-        "projects", "create", "cardio", "--domain", "medicine", "--pay-rate", "180",
-        "--nda-file", str(nda), "--db", db,
+        "projects",
+        "create",
+        "cardio",
+        "--domain",
+        "medicine",
+        "--pay-rate",
+        "180",
+        "--nda-file",
+        str(nda),
+        "--db",
+        db,
     )
     assert created.returncode == 0, created.stderr
     shown = run("projects", "show", "--project", "cardio", "--db", db)

@@ -11,6 +11,8 @@ from rich.console import Console
 from tutelage import __version__
 from tutelage.cli import data, demo, generate, store
 from tutelage.formats import FormatError
+from tutelage.generation import GenerationError, ModelUnavailableError
+from tutelage.generation.cli import models_app
 from tutelage.store import StoreError
 
 __all__ = ["app", "main"]
@@ -30,13 +32,7 @@ app.command("generate")(generate.generate_command)
 app.command("demo")(demo.demo_command)
 
 
-def _mount_models() -> None:
-    from tutelage.generation.cli import models_app
-
-    app.add_typer(models_app, name="models")
-
-
-_mount_models()
+app.add_typer(models_app, name="models")
 
 
 @app.callback()
@@ -52,7 +48,13 @@ def main() -> None:
     """Run the CLI; expected failures print one clear line and exit 1, not a traceback."""
     try:
         app()
-    except (FormatError, StoreError, ValidationError) as exc:
+    except (
+        FormatError,
+        StoreError,
+        ValidationError,
+        GenerationError,
+        ModelUnavailableError,
+    ) as exc:
         message = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
         Console(stderr=True, soft_wrap=True).print(
             f"[bold red]error:[/] {message}", highlight=False, markup=True

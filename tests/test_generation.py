@@ -129,6 +129,7 @@ class EchoServer:
     """A tiny chat-completions server: answers with the last user message reversed."""
 
     honour_n: bool = True
+    numbered: bool = False  # append " #i" so the n answers to one prompt differ
     fail_status: int | None = None
     delays: dict[str, float] = field(default_factory=dict)
     models: list[str] = field(default_factory=lambda: ["echo-1", "echo-2"])
@@ -150,7 +151,13 @@ class EchoServer:
         time.sleep(self.delays.get(last, 0.0))
         count = body.get("n", 1) if self.honour_n else 1
         choices = [
-            {"index": i, "message": {"role": "assistant", "content": last[::-1]}}
+            {
+                "index": i,
+                "message": {
+                    "role": "assistant",
+                    "content": last[::-1] + (f" #{i}" if self.numbered else ""),
+                },
+            }
             | {"finish_reason": "stop"}
             for i in range(count)
         ]

@@ -44,7 +44,7 @@ def prompts_needing_candidates(
         )
         if limit is not None:
             query = query.limit(limit)
-        return [(prompt_id, n - count) for prompt_id, count in session.execute(query).tuples()]
+        return [(prompt_id, n - count) for prompt_id, count in session.execute(query).all()]
 
 
 def add_candidates(

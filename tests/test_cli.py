@@ -124,6 +124,7 @@ def test_demo_runs_and_is_idempotent(tmp_path: Path) -> None:
     first = run("demo", "--max-new-tokens", "16", "--db", db)
     assert first.returncode == 0, first.stderr
     assert "created" in first.stdout
+    assert "smollm2-135m-instruct:" in first.stdout  # a generated answer is shown
     with open_store(db).session() as session:
         summary = project_summary(session, name="demo")
     assert summary.judgments["comparisons"] == 12

@@ -7,6 +7,7 @@ import sys
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from tutelage import __version__
 from tutelage.cli import data, demo, generate, store
@@ -57,7 +58,7 @@ def main() -> None:
     ) as exc:
         message = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
         Console(stderr=True, soft_wrap=True).print(
-            f"[bold red]error:[/] {message}", highlight=False, markup=True
+            f"[bold red]error:[/] {escape(message)}", highlight=False
         )
         sys.exit(1)
 

@@ -75,7 +75,7 @@ def import_command(
     for reason, count in report.skipped.most_common():
         console.print(f"  skipped {count:,}: {reason}")
     for example in report.skipped_examples:
-        console.print(f"    e.g. {example}", highlight=False)
+        console.print(f"    e.g. {example}", highlight=False, markup=False)
 
 
 def export_command(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tutelage.cli.options import DbOption
 from tutelage.cli.store import print_summary
@@ -24,7 +25,7 @@ def demo_command(
     db: DbOption = None,
 ) -> None:
     """Create a demo project from sample data, generate candidates, and summarise it."""
-    from tutelage.demo import DEMO_PROJECT, set_up_demo
+    from tutelage.demo import DEMO_PROJECT, generated_example, set_up_demo
 
     store = open_store(db)
     console.rule("tutelage demo")
@@ -54,6 +55,13 @@ def demo_command(
         console.print(
             f"generated {generated.completions_added} candidate completions for "
             f"{generated.prompts} prompts with the bundled SmolLM2-135M-Instruct"
+        )
+    example = generated_example(store)
+    if example is not None:
+        question, model_id, answer = example
+        # Model output is untrusted text: escape it so it cannot inject console markup.
+        console.print(
+            f"[bold]prompt:[/] {escape(question)}\n[bold]{escape(model_id)}:[/] {escape(answer)}"
         )
     with store.session() as session:
         print_summary(project_summary(session, name=DEMO_PROJECT.name))

@@ -17,9 +17,16 @@ from tutelage.interchange import ImportReport, import_file
 from tutelage.records import Project, RubricCriterion
 from tutelage.store import Store
 from tutelage.store.projects import ProjectNotFound, create_project, get_project
-from tutelage.store.tables import ImportRow
+from tutelage.store.tables import CompletionRow, ImportRow, PromptRow
 
-__all__ = ["DEMO_PROJECT", "SAMPLE_PAIRS", "SAMPLE_PROMPTS", "DemoResult", "set_up_demo"]
+__all__ = [
+    "DEMO_PROJECT",
+    "SAMPLE_PAIRS",
+    "SAMPLE_PROMPTS",
+    "DemoResult",
+    "generated_example",
+    "set_up_demo",
+]
 
 HERE = Path(__file__).parent
 SAMPLE_PAIRS = HERE / "sample_pairs.jsonl"
@@ -75,3 +82,20 @@ def set_up_demo(store: Store, *, on_line: Callable[[int], None] | None = None) -
         if path.name not in imported
     ]
     return DemoResult(created=created, imports=reports)
+
+
+def generated_example(store: Store) -> tuple[str, str, str] | None:
+    """Return (question, model id, answer) of the first generated demo completion, if any."""
+    with store.session() as session:
+        row = session.execute(
+            select(PromptRow.messages, CompletionRow.model_id, CompletionRow.text)
+            .join(CompletionRow, CompletionRow.prompt_id == PromptRow.id)
+            .join(ImportRow, PromptRow.import_id == ImportRow.id)
+            .where(ImportRow.filename == SAMPLE_PROMPTS.name, CompletionRow.import_id.is_(None))
+            .order_by(CompletionRow.id)
+            .limit(1)
+        ).first()
+    if row is None:
+        return None
+    messages, model_id, text = row
+    return str(messages[-1]["content"]), str(model_id), str(text)

@@ -11,15 +11,28 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from tutelage.records import Comparison, Completion, Prompt
-from tutelage.store.tables import ComparisonRow, CompletionRow, PromptRow
+from tutelage.store.tables import Base, ComparisonRow, CompletionRow, PromptRow, utcnow
 
 __all__ = ["RecordWriter"]
 
 _CACHE_SIZE = 200_000  # ids remembered per kind; older ones are looked up again
+
+# Built once: constructing a statement per row cost more than executing it.
+_prompts = Base.metadata.tables[PromptRow.__tablename__]
+_completions = Base.metadata.tables[CompletionRow.__tablename__]
+_FIND_PROMPT = select(_prompts.c.id).where(
+    _prompts.c.project_id == bindparam("project_id"), _prompts.c.key == bindparam("key")
+)
+_ADD_PROMPT = insert(_prompts).returning(_prompts.c.id)
+_FIND_COMPLETION = select(_completions.c.id).where(
+    _completions.c.prompt_id == bindparam("prompt_id"), _completions.c.key == bindparam("key")
+)
+_ADD_COMPLETION = insert(_completions).returning(_completions.c.id)
+_ADD_COMPARISON = insert(Base.metadata.tables[ComparisonRow.__tablename__])
 
 
 class _LRU(OrderedDict[Any, int]):
@@ -49,22 +62,21 @@ class RecordWriter:
         key = prompt.key()
         if key in self._prompt_ids:
             return self._prompt_ids[key]
-        found = self.session.scalar(
-            select(PromptRow.id).where(
-                PromptRow.project_id == self.project_id, PromptRow.key == key
-            )
-        )
+        connection = self.session.connection()
+        found = connection.execute(
+            _FIND_PROMPT, {"project_id": self.project_id, "key": key}
+        ).scalar()
         if found is None:
-            found = self.session.scalar(
-                insert(PromptRow)
-                .values(
-                    project_id=self.project_id,
-                    key=key,
-                    messages=[m.model_dump() for m in prompt.messages],
-                    import_id=self.import_id,
-                )
-                .returning(PromptRow.id)
-            )
+            found = connection.execute(
+                _ADD_PROMPT,
+                {
+                    "project_id": self.project_id,
+                    "key": key,
+                    "messages": [m.model_dump() for m in prompt.messages],
+                    "import_id": self.import_id,
+                    "created_at": utcnow(),
+                },
+            ).scalar()
             self.prompts_added += 1
         assert found is not None
         return self._prompt_ids.remember(key, found)
@@ -74,25 +86,24 @@ class RecordWriter:
         key = (prompt_id, completion.key())
         if key in self._completion_ids:
             return self._completion_ids[key]
-        found = self.session.scalar(
-            select(CompletionRow.id).where(
-                CompletionRow.prompt_id == prompt_id, CompletionRow.key == key[1]
-            )
-        )
+        connection = self.session.connection()
+        found = connection.execute(
+            _FIND_COMPLETION, {"prompt_id": prompt_id, "key": key[1]}
+        ).scalar()
         if found is None:
-            found = self.session.scalar(
-                insert(CompletionRow)
-                .values(
-                    prompt_id=prompt_id,
-                    key=key[1],
-                    text=completion.text,
-                    model_id=completion.model_id,
-                    model_version=completion.model_version,
-                    generation=completion.generation,
-                    import_id=self.import_id,
-                )
-                .returning(CompletionRow.id)
-            )
+            found = connection.execute(
+                _ADD_COMPLETION,
+                {
+                    "prompt_id": prompt_id,
+                    "key": key[1],
+                    "text": completion.text,
+                    "model_id": completion.model_id,
+                    "model_version": completion.model_version,
+                    "generation": completion.generation,
+                    "import_id": self.import_id,
+                    "created_at": utcnow(),
+                },
+            ).scalar()
             self.completions_added += 1
         assert found is not None
         return self._completion_ids.remember(key, found)
@@ -134,6 +145,6 @@ class RecordWriter:
 
     def flush(self) -> None:
         if self._pending_comparisons:
-            self.session.execute(insert(ComparisonRow), self._pending_comparisons)
+            self.session.connection().execute(_ADD_COMPARISON, self._pending_comparisons)
             self.comparisons_added += len(self._pending_comparisons)
             self._pending_comparisons = []

@@ -122,3 +122,44 @@ def test_an_acknowledged_write_survives_a_killed_process(tmp_path: Path) -> None
     with store.session() as session:
         assert get_project(session, name="kept").name == "kept"
     store.close()
+
+
+def test_upgrading_from_the_first_schema_keeps_the_data(tmp_path: Path) -> None:
+    from tutelage.store.engine import create_store_engine
+    from tutelage.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_store_engine(url)
+    upgrade(engine, "0001")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO projects (name, domain, instructions, rubric, pay_rate_per_hour,"
+                " currency, nda_text, licence, consent, created_at) VALUES ('old', 'law', '',"
+                " '[]', 100, 'USD', 'nda', 'x', '', '2026-01-01')"
+            )
+        )
+    with pytest.raises(StoreError, match="tutelage db upgrade"):
+        open_store(url)
+    upgrade(engine)
+    engine.dispose()
+    store = open_store(url)
+    with store.session() as session:
+        project = get_project(session, name="old")
+        assert (project.domain, project.overlap, project.task_kinds) == ("law", 3, ["comparison"])
+    store.close()
+
+
+def test_the_audit_log_is_append_only(store: Store) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from tutelage.store.workspace_tables import AuditRow
+
+    with store.session() as session:
+        session.add(AuditRow(action="project.create", target="p"))
+    with pytest.raises(DBAPIError, match="append-only"), store.session() as session:
+        session.execute(text("UPDATE audit_log SET action = 'forged'"))
+    with pytest.raises(DBAPIError, match="append-only"), store.session() as session:
+        session.execute(text("DELETE FROM audit_log"))
+    with store.session() as session:
+        assert session.scalar(text("SELECT action FROM audit_log")) == "project.create"

@@ -39,6 +39,7 @@ __all__ = [
     "Role",
     "RubricCriterion",
     "Strength",
+    "TaskKind",
     "content_hash",
 ]
 
@@ -81,13 +82,36 @@ class RubricCriterion(_Record):
         return self
 
 
+class TaskKind(StrEnum):
+    """What an expert is asked to do with an item."""
+
+    COMPARISON = "comparison"
+    RANKING = "ranking"
+    RATING = "rating"
+    REWRITE = "rewrite"
+    FLAG = "flag"
+    REDTEAM = "redteam"
+
+
 class Project(_Record):
-    """A body of expert work: one domain, one rubric, one pay rate, one NDA."""
+    """A body of expert work: one domain, one rubric, one pay rate, one NDA.
+
+    `overlap` is how many distinct experts judge each item. `qualification_pass_mark`
+    (a fraction of qualification items answered right) is None when the project needs
+    no qualification. `gold_rate` is the share of served items that are gold checks.
+    """
 
     name: NonEmpty
     domain: str = "general"
     instructions: str = ""
     rubric: tuple[RubricCriterion, ...] = ()
+    task_kinds: tuple[TaskKind, ...] = (TaskKind.COMPARISON,)
+    overlap: int = Field(default=3, ge=1, le=50)
+    required_expertise: frozenset[str] = frozenset()
+    rationale_required: bool = False
+    qualification_pass_mark: float | None = Field(default=None, ge=0, le=1)
+    gold_rate: float = Field(default=0.0, ge=0, lt=1)
+    lease_seconds: int = Field(default=900, ge=30)
     pay_rate_per_hour: Decimal = Field(default=Decimal("0"), ge=0)
     currency: str = "USD"
     nda_text: str = ""

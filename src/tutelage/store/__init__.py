@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import threading
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tutelage.settings import default_db_url
+from tutelage.store import workspace_tables  # noqa: F401  (registers its tables)
 from tutelage.store.engine import StoreError, create_store_engine, normalise_url
 from tutelage.store.migrate import current_revision, head_revision, upgrade
 
@@ -22,11 +24,18 @@ class Store:
 
     url: str
     engine: Engine
+    # SQLite has one writer at a time. Threads of this process queue on a lock rather
+    # than on SQLite's busy handler, whose sleep-and-retry adds tens of milliseconds.
+    _writer: AbstractContextManager[object] = field(default_factory=nullcontext)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """Yield a session in one transaction: committed on success, rolled back on error."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        with (
+            self._writer,
+            Session(self.engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
             yield session
 
     def close(self) -> None:
@@ -56,4 +65,7 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
             f"the store at {shown} is at schema revision {revision}, this version of "
             f"tutelage needs {head}: run `tutelage db upgrade --db URL`"
         )
-    return Store(url=shown, engine=engine)
+    writer: AbstractContextManager[object] = (
+        threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+    )
+    return Store(url=shown, engine=engine, _writer=writer)

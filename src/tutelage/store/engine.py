@@ -32,6 +32,8 @@ def normalise_url(url: str) -> str:
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # We emit BEGIN ourselves (see _begin_immediate), so pysqlite must not.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets readers work while one writer commits; synchronous=FULL makes a
     # commit durable once acknowledged, which is the promise we give to experts.
@@ -40,6 +42,12 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _begin_immediate(connection: Any) -> None:
+    # A deferred transaction that reads and then writes fails with SQLITE_BUSY when
+    # another writer committed in between; taking the write lock at BEGIN avoids that.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_store_engine(url: str) -> Engine:
@@ -52,5 +60,6 @@ def create_store_engine(url: str) -> Engine:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
         event.listen(engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine, "begin", _begin_immediate)
         return engine
     return create_engine(url, pool_pre_ping=True)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tutelage.records import Completion, Message, Project, Prompt, RubricCriterion
+from tutelage.records import Completion, Message, Project, Prompt, RubricCriterion, TaskKind
 from tutelage.store.engine import StoreError
 from tutelage.store.tables import (
     ComparisonRow,
@@ -25,6 +25,7 @@ from tutelage.store.tables import (
 __all__ = [
     "ProjectNotFound",
     "ProjectSummary",
+    "apply_project",
     "completion_record",
     "create_project",
     "get_project",
@@ -43,20 +44,31 @@ def create_project(session: Session, *, project: Project) -> ProjectRow:
     """Store a new project; a project of the same name is an error."""
     if session.scalar(select(ProjectRow.id).where(ProjectRow.name == project.name)) is not None:
         raise StoreError(f"a project named {project.name!r} exists already")
-    row = ProjectRow(
-        name=project.name,
-        domain=project.domain,
-        instructions=project.instructions,
-        rubric=[c.model_dump() for c in project.rubric],
-        pay_rate_per_hour=project.pay_rate_per_hour,
-        currency=project.currency,
-        nda_text=project.nda_text,
-        licence=project.licence,
-        consent=project.consent,
-    )
+    row = ProjectRow(name=project.name)
+    apply_project(row, project)
     session.add(row)
     session.flush()
     return row
+
+
+def apply_project(row: ProjectRow, project: Project) -> None:
+    """Copy every setting of `project` onto `row` (the name included)."""
+    row.name = project.name
+    row.domain = project.domain
+    row.instructions = project.instructions
+    row.rubric = [c.model_dump() for c in project.rubric]
+    row.task_kinds = [kind.value for kind in project.task_kinds]
+    row.overlap = project.overlap
+    row.required_expertise = sorted(project.required_expertise)
+    row.rationale_required = project.rationale_required
+    row.qualification_pass_mark = project.qualification_pass_mark
+    row.gold_rate = project.gold_rate
+    row.lease_seconds = project.lease_seconds
+    row.pay_rate_per_hour = project.pay_rate_per_hour
+    row.currency = project.currency
+    row.nda_text = project.nda_text
+    row.licence = project.licence
+    row.consent = project.consent
 
 
 def get_project(session: Session, *, name: str) -> ProjectRow:
@@ -144,6 +156,13 @@ def project_record(row: ProjectRow) -> Project:
         domain=row.domain,
         instructions=row.instructions,
         rubric=tuple(RubricCriterion(**c) for c in row.rubric),
+        task_kinds=tuple(TaskKind(kind) for kind in row.task_kinds),
+        overlap=row.overlap,
+        required_expertise=frozenset(row.required_expertise),
+        rationale_required=row.rationale_required,
+        qualification_pass_mark=row.qualification_pass_mark,
+        gold_rate=row.gold_rate,
+        lease_seconds=row.lease_seconds,
         pay_rate_per_hour=row.pay_rate_per_hour,
         currency=row.currency,
         nda_text=row.nda_text,

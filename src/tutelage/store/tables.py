@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -33,7 +34,6 @@ __all__ = [
     "Base",
     "ComparisonRow",
     "CompletionRow",
-    "ExpertRow",
     "FlagRow",
     "ImportRow",
     "ProjectRow",
@@ -41,6 +41,7 @@ __all__ = [
     "RankingRow",
     "RatingRow",
     "RewriteRow",
+    "UserRow",
 ]
 
 # Deterministic constraint names, so migrations can refer to them on every backend.
@@ -78,16 +79,35 @@ class ProjectRow(Base):
     licence: Mapped[str] = mapped_column(String(200), default="unspecified")
     consent: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # How the workspace serves the project's items (see records.Project).
+    task_kinds: Mapped[list[Any]] = mapped_column(default=lambda: ["comparison"])
+    overlap: Mapped[int] = mapped_column(Integer, default=3)
+    required_expertise: Mapped[list[Any]] = mapped_column(default=list)
+    rationale_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    qualification_pass_mark: Mapped[float | None] = mapped_column(Float, default=None)
+    gold_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    lease_seconds: Mapped[int] = mapped_column(Integer, default=900)
 
 
-class ExpertRow(Base):
-    __tablename__ = "experts"
+class UserRow(Base):
+    """A person with an account: an expert who judges, a reviewer, or an admin.
+
+    Judgments point here through `expert_id`; `handle` is what other people may see.
+    """
+
+    __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     handle: Mapped[str] = mapped_column(String(200), unique=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
     expertise: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True, default=None)
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
+    role: Mapped[str] = mapped_column(String(16), default="expert")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (CheckConstraint("role IN ('admin', 'reviewer', 'expert')", name="role"),)
 
 
 class ImportRow(Base):
@@ -118,6 +138,8 @@ class PromptRow(Base):
     key: Mapped[str] = mapped_column(String(64))
     messages: Mapped[list[Any]] = mapped_column()
     import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"), default=None)
+    # Set when an expert wrote the prompt (red-teaming) rather than a file supplying it.
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -155,7 +177,7 @@ class _JudgmentColumns:
 
     @declared_attr
     def expert_id(cls) -> Mapped[int | None]:
-        return mapped_column(ForeignKey("experts.id"), default=None, index=True)
+        return mapped_column(ForeignKey("users.id"), default=None, index=True)
 
     @declared_attr
     def import_id(cls) -> Mapped[int | None]:

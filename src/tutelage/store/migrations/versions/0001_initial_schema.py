@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
-        "experts",
+        "users",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("handle", sa.String(length=200), nullable=False),
         sa.Column("display_name", sa.String(length=200), nullable=False),
@@ -29,8 +29,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_experts")),
-        sa.UniqueConstraint("handle", name=op.f("uq_experts_handle")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("handle", name=op.f("uq_users_handle")),
     )
     op.create_table(
         "projects",
@@ -154,7 +154,7 @@ def upgrade() -> None:
             "(expert_id IS NULL) <> (source IS NULL)", name=op.f("ck_rankings_one_author")
         ),
         sa.ForeignKeyConstraint(
-            ["expert_id"], ["experts.id"], name=op.f("fk_rankings_expert_id_experts")
+            ["expert_id"], ["users.id"], name=op.f("fk_rankings_expert_id_users")
         ),
         sa.ForeignKeyConstraint(
             ["import_id"], ["imports.id"], name=op.f("fk_rankings_import_id_imports")
@@ -229,7 +229,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["expert_id"], ["experts.id"], name=op.f("fk_comparisons_expert_id_experts")
+            ["expert_id"], ["users.id"], name=op.f("fk_comparisons_expert_id_users")
         ),
         sa.ForeignKeyConstraint(
             ["import_id"], ["imports.id"], name=op.f("fk_comparisons_import_id_imports")
@@ -286,9 +286,7 @@ def upgrade() -> None:
             name=op.f("fk_flags_completion_id_completions"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["expert_id"], ["experts.id"], name=op.f("fk_flags_expert_id_experts")
-        ),
+        sa.ForeignKeyConstraint(["expert_id"], ["users.id"], name=op.f("fk_flags_expert_id_users")),
         sa.ForeignKeyConstraint(
             ["import_id"], ["imports.id"], name=op.f("fk_flags_import_id_imports")
         ),
@@ -343,7 +341,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["expert_id"], ["experts.id"], name=op.f("fk_ratings_expert_id_experts")
+            ["expert_id"], ["users.id"], name=op.f("fk_ratings_expert_id_users")
         ),
         sa.ForeignKeyConstraint(
             ["import_id"], ["imports.id"], name=op.f("fk_ratings_import_id_imports")
@@ -394,7 +392,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["expert_id"], ["experts.id"], name=op.f("fk_rewrites_expert_id_experts")
+            ["expert_id"], ["users.id"], name=op.f("fk_rewrites_expert_id_users")
         ),
         sa.ForeignKeyConstraint(
             ["import_id"], ["imports.id"], name=op.f("fk_rewrites_import_id_imports")
@@ -455,4 +453,4 @@ def downgrade() -> None:
     op.drop_table("prompts")
     op.drop_table("imports")
     op.drop_table("projects")
-    op.drop_table("experts")
+    op.drop_table("users")

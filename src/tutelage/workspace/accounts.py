@@ -1,0 +1,279 @@
+"""Accounts: passwords (argon2), browser sessions with CSRF secrets, API tokens, invitations.
+
+Session, API and invitation tokens are 256-bit random strings; only their SHA-256 is
+stored, so a leaked database does not hand out working credentials. Passwords are
+hashed with argon2id (argon2-cffi's defaults).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tutelage.store.tables import UserRow
+from tutelage.store.workspace_tables import (
+    ApiTokenRow,
+    InvitationRow,
+    MembershipRow,
+    WebSessionRow,
+)
+from tutelage.workspace import audit
+from tutelage.workspace.errors import Conflict, NotFound, Unauthenticated, WorkspaceError
+
+__all__ = [
+    "ROLES",
+    "Actor",
+    "accept_invitation",
+    "authenticate",
+    "create_api_token",
+    "create_user",
+    "end_web_session",
+    "invite",
+    "start_web_session",
+    "token_hash",
+    "user_for_api_token",
+    "user_for_web_session",
+]
+
+ROLES = ("admin", "reviewer", "expert")
+SESSION_LIFETIME = timedelta(days=7)
+INVITATION_LIFETIME = timedelta(days=14)
+_hasher = PasswordHasher()
+# Verifying against this keeps the time of a login for an unknown e-mail close to that
+# of a wrong password, so response times do not reveal which addresses have accounts.
+_DUMMY_HASH = _hasher.hash("not a password")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The signed-in person a request acts for."""
+
+    user_id: int
+    handle: str
+    role: str
+    expertise: frozenset[str]
+    csrf_token: str | None = None  # set for browser sessions
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_reviewer(self) -> bool:
+        return self.role in ("admin", "reviewer")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _actor(user: UserRow, csrf_token: str | None = None) -> Actor:
+    return Actor(
+        user_id=user.id,
+        handle=user.handle,
+        role=user.role,
+        expertise=frozenset(user.expertise),
+        csrf_token=csrf_token,
+    )
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 10:
+        raise WorkspaceError("a password needs at least 10 characters", code="weak_password")
+
+
+def create_user(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    handle: str,
+    role: str = "expert",
+    display_name: str = "",
+    expertise: frozenset[str] = frozenset(),
+    actor_id: int | None = None,
+) -> UserRow:
+    """Create an account; e-mail and handle must be new."""
+    email = email.strip().lower()
+    if "@" not in email:
+        raise WorkspaceError(f"not an e-mail address: {email!r}", code="bad_email")
+    if role not in ROLES:
+        raise WorkspaceError(f"role must be one of {', '.join(ROLES)}", code="bad_role")
+    if not handle.strip():
+        raise WorkspaceError("a handle must not be empty", code="bad_handle")
+    _check_password(password)
+    taken = session.scalar(
+        select(UserRow.id).where((UserRow.email == email) | (UserRow.handle == handle))
+    )
+    if taken is not None:
+        raise Conflict("that e-mail address or handle has an account already")
+    user = UserRow(
+        email=email,
+        handle=handle.strip(),
+        display_name=display_name,
+        role=role,
+        expertise=sorted(expertise),
+        password_hash=_hasher.hash(password),
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action="user.create",
+        target=user.handle,
+        details={"role": role, "expertise": sorted(expertise)},
+    )
+    return user
+
+
+def authenticate(session: Session, *, email: str, password: str) -> UserRow:
+    """Return the active user with this e-mail and password, or raise Unauthenticated."""
+    user = session.scalar(select(UserRow).where(UserRow.email == email.strip().lower()))
+    stored = user.password_hash if user is not None and user.is_active else None
+    try:
+        _hasher.verify(stored or _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        raise Unauthenticated("wrong e-mail address or password") from None
+    if user is None or stored is None:
+        raise Unauthenticated("wrong e-mail address or password")
+    if _hasher.check_needs_rehash(stored):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def start_web_session(session: Session, *, user: UserRow) -> tuple[str, str]:
+    """Return (cookie token, CSRF token) of a new browser session for `user`."""
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    session.add(
+        WebSessionRow(
+            token_hash=token_hash(token),
+            user_id=user.id,
+            csrf_token=csrf,
+            expires_at=datetime.now(UTC) + SESSION_LIFETIME,
+        )
+    )
+    return token, csrf
+
+
+def user_for_web_session(session: Session, *, token: str) -> Actor:
+    row = session.execute(
+        select(UserRow, WebSessionRow.csrf_token, WebSessionRow.expires_at)
+        .join(WebSessionRow, WebSessionRow.user_id == UserRow.id)
+        .where(WebSessionRow.token_hash == token_hash(token))
+    ).first()
+    if row is None:
+        raise Unauthenticated("not signed in")
+    user, csrf, expires_at = row
+    if _aware(expires_at) < datetime.now(UTC) or not user.is_active:
+        raise Unauthenticated("the session has expired: sign in again")
+    return _actor(user, csrf)
+
+
+def end_web_session(session: Session, *, token: str) -> None:
+    session.execute(
+        update(WebSessionRow)
+        .where(WebSessionRow.token_hash == token_hash(token))
+        .values(expires_at=datetime.now(UTC))
+    )
+
+
+def create_api_token(session: Session, *, user_id: int, name: str = "") -> str:
+    """Return a new personal API token (shown once; only its hash is kept)."""
+    token = "tut_" + secrets.token_urlsafe(32)
+    session.add(ApiTokenRow(user_id=user_id, name=name, token_hash=token_hash(token)))
+    audit.record(session, actor_id=user_id, action="token.create", target=name)
+    return token
+
+
+def user_for_api_token(session: Session, *, token: str) -> Actor:
+    row = session.execute(
+        select(UserRow, ApiTokenRow)
+        .join(ApiTokenRow, ApiTokenRow.user_id == UserRow.id)
+        .where(ApiTokenRow.token_hash == token_hash(token), ApiTokenRow.revoked_at.is_(None))
+    ).first()
+    if row is None or not row[0].is_active:
+        raise Unauthenticated("unknown or revoked API token")
+    return _actor(row[0])
+
+
+def invite(
+    session: Session,
+    *,
+    actor_id: int,
+    email: str,
+    role: str = "expert",
+    project_id: int | None = None,
+    expertise: frozenset[str] = frozenset(),
+) -> str:
+    """Return the token of a new invitation link (shown once)."""
+    if role not in ROLES:
+        raise WorkspaceError(f"role must be one of {', '.join(ROLES)}", code="bad_role")
+    token = secrets.token_urlsafe(32)
+    session.add(
+        InvitationRow(
+            token_hash=token_hash(token),
+            email=email.strip().lower(),
+            role=role,
+            project_id=project_id,
+            expertise=sorted(expertise),
+            created_by=actor_id,
+            expires_at=datetime.now(UTC) + INVITATION_LIFETIME,
+        )
+    )
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action="invitation.create",
+        project_id=project_id,
+        target=email,
+        details={"role": role},
+    )
+    return token
+
+
+def accept_invitation(
+    session: Session, *, token: str, handle: str, password: str, display_name: str = ""
+) -> UserRow:
+    """Create the invited account (and its project membership); the link works once."""
+    invitation = session.scalar(
+        select(InvitationRow).where(InvitationRow.token_hash == token_hash(token))
+    )
+    if invitation is None or invitation.accepted_at is not None:
+        raise NotFound("this invitation link is unknown or was used already")
+    if _aware(invitation.expires_at) < datetime.now(UTC):
+        raise NotFound("this invitation link has expired: ask for a new one")
+    user = create_user(
+        session,
+        email=invitation.email,
+        password=password,
+        handle=handle,
+        role=invitation.role,
+        display_name=display_name,
+        expertise=frozenset(invitation.expertise),
+        actor_id=invitation.created_by,
+    )
+    invitation.accepted_at = datetime.now(UTC)
+    if invitation.project_id is not None:
+        session.add(MembershipRow(project_id=invitation.project_id, user_id=user.id))
+        audit.record(
+            session,
+            actor_id=invitation.created_by,
+            action="member.add",
+            project_id=invitation.project_id,
+            target=user.handle,
+        )
+    return user
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite gives back naive datetimes for timezone-aware columns; they were stored in UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -1,0 +1,43 @@
+"""The audit log: who changed what in a project, its members, NDA or judgments, and when."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tutelage.store.workspace_tables import AuditRow
+
+__all__ = ["audit_entries", "record"]
+
+
+def record(
+    session: Session,
+    *,
+    actor_id: int | None,
+    action: str,
+    project_id: int | None = None,
+    target: str = "",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one entry; it commits (or not) with the change it describes."""
+    session.add(
+        AuditRow(
+            actor_id=actor_id,
+            action=action,
+            project_id=project_id,
+            target=target,
+            details=details or {},
+        )
+    )
+
+
+def audit_entries(
+    session: Session, *, project_id: int | None = None, limit: int = 200
+) -> list[AuditRow]:
+    """Return the newest entries first, for one project or for everything."""
+    query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+    if project_id is not None:
+        query = query.where(AuditRow.project_id == project_id)
+    return list(session.scalars(query))

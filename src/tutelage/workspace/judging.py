@@ -1,0 +1,328 @@
+"""Storing an expert's judgment: once, only after commit, with provenance and gold scoring.
+
+The client sends an idempotency key with each submit. The first request stores the
+judgment and the response together in one transaction; a retry with the same key gets
+the same response and stores nothing, so a flaky connection never double-counts work.
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from tutelage.records import Message, Prompt
+from tutelage.store.tables import (
+    ComparisonRow,
+    CompletionRow,
+    FlagRow,
+    ProjectRow,
+    PromptRow,
+    RankingRow,
+    RatingRow,
+    RewriteRow,
+)
+from tutelage.store.workspace_tables import (
+    AssignmentRow,
+    IdempotencyRow,
+    ItemRow,
+    MembershipRow,
+)
+from tutelage.workspace import audit
+from tutelage.workspace.accounts import Actor
+from tutelage.workspace.errors import Conflict, WorkspaceError
+from tutelage.workspace.policy import workable_project
+from tutelage.workspace.queue import own_assignment
+from tutelage.workspace.submissions import (
+    ComparisonSubmission,
+    FlagSubmission,
+    RankingSubmission,
+    RatingSubmission,
+    RedteamSubmission,
+    RewriteSubmission,
+    Submission,
+)
+
+__all__ = ["submit_judgment"]
+
+LETTERS = string.ascii_uppercase
+
+
+def _invalid(message: str) -> WorkspaceError:
+    return WorkspaceError(message, code="invalid_judgment")
+
+
+def _completion_for(letter: str, order: list[int]) -> int:
+    position = LETTERS.index(letter)
+    if position >= len(order):
+        raise _invalid(f"there is no answer {letter} in this item")
+    return order[position]
+
+
+def _check_scores(project: ProjectRow, scores: dict[str, int]) -> None:
+    rubric = {c["name"]: c for c in project.rubric}
+    for name, value in scores.items():
+        criterion = rubric.get(name)
+        if criterion is None:
+            raise _invalid(f"{name!r} is not a criterion of this project's rubric")
+        if not criterion["scale_min"] <= value <= criterion["scale_max"]:
+            raise _invalid(
+                f"{name!r} is scored from {criterion['scale_min']} to {criterion['scale_max']},"
+                f" got {value}"
+            )
+
+
+def _check_rationale(project: ProjectRow, rationale: str) -> None:
+    if project.rationale_required and not rationale.strip():
+        raise _invalid("this project asks for a written rationale with each judgment")
+
+
+def _provenance(
+    actor: Actor, assignment: AssignmentRow, item: ItemRow, submission: Any
+) -> dict[str, Any]:
+    # `purpose` lets later stages keep gold and qualification answers out of datasets.
+    return {
+        "expert_id": actor.user_id,
+        "source": None,
+        "active_seconds": submission.active_seconds,
+        "shown": {
+            "assignment": assignment.id,
+            "item": item.id,
+            "purpose": item.purpose,
+            "order": list(assignment.shown_order),
+        },
+    }
+
+
+def _store(
+    session: Session,
+    *,
+    actor: Actor,
+    project: ProjectRow,
+    item: ItemRow,
+    assignment: AssignmentRow,
+    submission: Submission,
+) -> tuple[list[int], bool | None]:
+    """Store the judgment rows; return their ids and, for known-answer items, correctness."""
+    order = list(assignment.shown_order)
+    common = {"project_id": project.id, **_provenance(actor, assignment, item, submission)}
+    if isinstance(submission, ComparisonSubmission):
+        _check_scores(project, submission.criteria)
+        _check_rationale(project, submission.rationale)
+        comparison = ComparisonRow(
+            prompt_id=item.prompt_id,
+            completion_a_id=order[0],
+            completion_b_id=order[1],
+            outcome=submission.choice.value,
+            strength=submission.strength.value if submission.strength else None,
+            criteria=submission.criteria,
+            rationale=submission.rationale,
+            **common,
+        )
+        session.add(comparison)
+        session.flush()
+        correct = None
+        if item.gold_answer is not None:
+            winner = {"a": order[0], "b": order[1]}.get(submission.choice.value)
+            correct = winner == item.gold_answer.get("winner")
+        return [comparison.id], correct
+    if isinstance(submission, RankingSubmission):
+        shown = set(LETTERS[: len(order)])
+        if sorted(submission.order) != sorted(shown):
+            raise _invalid(f"rank every answer once: {', '.join(sorted(shown))}")
+        _check_rationale(project, submission.rationale)
+        ranking = RankingRow(
+            prompt_id=item.prompt_id,
+            order=[_completion_for(letter, order) for letter in submission.order],
+            rationale=submission.rationale,
+            **common,
+        )
+        session.add(ranking)
+        session.flush()
+        return [ranking.id], None
+    if isinstance(submission, RatingSubmission):
+        _check_scores(project, submission.scores)
+        _check_rationale(project, submission.rationale)
+        rating = RatingRow(
+            prompt_id=item.prompt_id,
+            completion_id=order[0],
+            scores=submission.scores,
+            rationale=submission.rationale,
+            **common,
+        )
+        session.add(rating)
+        session.flush()
+        return [rating.id], None
+    if isinstance(submission, RewriteSubmission):
+        rewrite = RewriteRow(
+            prompt_id=item.prompt_id,
+            completion_id=_completion_for(submission.base, order),
+            text=submission.text,
+            **common,
+        )
+        session.add(rewrite)
+        session.flush()
+        return [rewrite.id], None
+    if isinstance(submission, FlagSubmission):
+        rows = []
+        for span in submission.flags:
+            completion_id = _completion_for(span.answer, order)
+            length = session.scalar(
+                select(func.length(CompletionRow.text)).where(CompletionRow.id == completion_id)
+            )
+            if span.end <= span.start or span.end > (length or 0):
+                raise _invalid(
+                    f"flag span [{span.start}, {span.end}) is not inside answer {span.answer}"
+                )
+            rows.append(
+                FlagRow(
+                    prompt_id=item.prompt_id,
+                    completion_id=completion_id,
+                    span_start=span.start,
+                    span_end=span.end,
+                    flag=span.flag.value,
+                    note=span.note,
+                    **common,
+                )
+            )
+        session.add_all(rows)
+        session.flush()
+        return [row.id for row in rows], None
+    assert isinstance(submission, RedteamSubmission)
+    prompt = Prompt(messages=(Message(role="user", content=submission.prompt),))
+    row = PromptRow(
+        project_id=project.id,
+        key=prompt.key(),
+        messages=[m.model_dump() for m in prompt.messages],
+        author_id=actor.user_id,
+    )
+    if session.scalar(
+        select(PromptRow.id).where(PromptRow.project_id == project.id, PromptRow.key == row.key)
+    ):
+        raise Conflict("this project has that prompt already: write a new one")
+    session.add(row)
+    session.flush()
+    return [row.id], None
+
+
+def _score_qualification(session: Session, project: ProjectRow, user_id: int) -> None:
+    total = session.scalar(
+        select(func.count(ItemRow.id)).where(
+            ItemRow.project_id == project.id, ItemRow.purpose == "qualification"
+        )
+    )
+    answered = session.execute(
+        select(AssignmentRow.correct)
+        .join(ItemRow, ItemRow.id == AssignmentRow.item_id)
+        .where(
+            ItemRow.project_id == project.id,
+            ItemRow.purpose == "qualification",
+            AssignmentRow.user_id == user_id,
+            AssignmentRow.status == "submitted",
+        )
+    ).all()
+    if not total or len(answered) < total:
+        return
+    score = sum(1 for (correct,) in answered if correct) / total
+    member = session.scalar(
+        select(MembershipRow).where(
+            MembershipRow.project_id == project.id, MembershipRow.user_id == user_id
+        )
+    )
+    assert member is not None
+    member.qualification_score = score
+    passed = (
+        project.qualification_pass_mark is not None and score >= project.qualification_pass_mark
+    )
+    if passed:
+        member.qualified_at = datetime.now(UTC)
+    audit.record(
+        session,
+        actor_id=user_id,
+        action="qualification.pass" if passed else "qualification.fail",
+        project_id=project.id,
+        details={"score": score},
+    )
+
+
+def _reclaim(session: Session, project: ProjectRow, item: ItemRow) -> None:
+    """Take a slot again for a lease that expired while the expert was still working."""
+    if item.purpose != "task":
+        return
+    claimed = session.execute(
+        update(ItemRow)
+        .where(ItemRow.id == item.id, ItemRow.judged + ItemRow.leased < project.overlap)
+        .values(leased=ItemRow.leased + 1)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("your time on this item ran out and others have judged it since")
+
+
+def submit_judgment(
+    session: Session,
+    *,
+    actor: Actor,
+    assignment_id: int,
+    submission: Submission,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Store the judgment for one of the expert's assignments and return the receipt."""
+    if idempotency_key is not None:
+        earlier = session.get(IdempotencyRow, idempotency_key)
+        if earlier is not None:
+            if earlier.user_id != actor.user_id:
+                raise Conflict("that idempotency key was used by someone else")
+            return dict(earlier.response)
+    assignment = own_assignment(session, actor=actor, assignment_id=assignment_id)
+    project, _member = workable_project(session, actor=actor, project_id=assignment.project_id)
+    item = session.get(ItemRow, assignment.item_id)
+    assert item is not None
+    if submission.kind != item.kind:
+        raise _invalid(f"this item asks for a {item.kind}, not a {submission.kind}")
+    if assignment.status in ("submitted", "skipped"):
+        raise Conflict(f"this item was {assignment.status} already")
+    if assignment.status == "expired":
+        _reclaim(session, project, item)
+    ids, correct = _store(
+        session,
+        actor=actor,
+        project=project,
+        item=item,
+        assignment=assignment,
+        submission=submission,
+    )
+    now = datetime.now(UTC)
+    assignment.status = "submitted"
+    assignment.finished_at = now
+    assignment.active_seconds = submission.active_seconds
+    assignment.judgment_kind = submission.kind
+    assignment.judgment_id = ids[0] if ids else None
+    assignment.correct = correct
+    # Only task items hold counted slots; gold and qualification items are served to all.
+    freed = ItemRow.leased - 1 if item.purpose == "task" else ItemRow.leased
+    session.execute(
+        update(ItemRow).where(ItemRow.id == item.id).values(judged=ItemRow.judged + 1, leased=freed)
+    )
+    if item.purpose == "qualification":
+        session.flush()
+        _score_qualification(session, project, actor.user_id)
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        action=f"judgment.{submission.kind}",
+        project_id=project.id,
+        target=f"item {item.id}",
+        details={"assignment": assignment.id, "ids": ids},
+    )
+    response: dict[str, Any] = {
+        "assignment_id": assignment.id,
+        "kind": submission.kind,
+        "judgment_ids": ids,
+        "stored_at": now.isoformat(),
+    }
+    if idempotency_key is not None:
+        session.add(IdempotencyRow(key=idempotency_key, user_id=actor.user_id, response=response))
+    return response

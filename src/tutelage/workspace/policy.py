@@ -1,0 +1,93 @@
+"""May this person do this? Project visibility, NDA and qualification, decided in one place.
+
+Experts see only projects they are members of; asking for another project's anything
+answers "not found", so ids do not reveal which projects exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tutelage.store.tables import ProjectRow
+from tutelage.store.workspace_tables import MembershipRow, NdaAcceptanceRow
+from tutelage.workspace.accounts import Actor
+from tutelage.workspace.errors import Forbidden, NeedsNda, NotFound
+
+__all__ = [
+    "accepted_current_nda",
+    "membership",
+    "nda_hash",
+    "require_admin",
+    "require_reviewer",
+    "visible_project",
+    "workable_project",
+]
+
+
+def nda_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def require_admin(actor: Actor) -> None:
+    if not actor.is_admin:
+        raise Forbidden("only an admin may do this")
+
+
+def require_reviewer(actor: Actor) -> None:
+    if not actor.is_reviewer:
+        raise Forbidden("only a reviewer or admin may do this")
+
+
+def membership(session: Session, *, actor: Actor, project_id: int) -> MembershipRow | None:
+    return session.scalar(
+        select(MembershipRow).where(
+            MembershipRow.project_id == project_id, MembershipRow.user_id == actor.user_id
+        )
+    )
+
+
+def visible_project(session: Session, *, actor: Actor, project_id: int) -> ProjectRow:
+    """Return the project if `actor` may see it: admins see all, others their own."""
+    project = session.get(ProjectRow, project_id)
+    if project is None or (
+        not actor.is_admin and membership(session, actor=actor, project_id=project_id) is None
+    ):
+        raise NotFound(f"no project {project_id}")
+    return project
+
+
+def accepted_current_nda(session: Session, *, actor: Actor, project: ProjectRow) -> bool:
+    if not project.nda_text:
+        return True
+    return (
+        session.scalar(
+            select(NdaAcceptanceRow.id).where(
+                NdaAcceptanceRow.project_id == project.id,
+                NdaAcceptanceRow.user_id == actor.user_id,
+                NdaAcceptanceRow.text_hash == nda_hash(project.nda_text),
+            )
+        )
+        is not None
+    )
+
+
+def workable_project(
+    session: Session, *, actor: Actor, project_id: int
+) -> tuple[ProjectRow, MembershipRow]:
+    """Return the project and membership of an expert who may see items: member, NDA signed,
+    and holding the expertise the project requires."""
+    project = visible_project(session, actor=actor, project_id=project_id)
+    member = membership(session, actor=actor, project_id=project_id)
+    if member is None:
+        raise Forbidden("only members of the project work on its items")
+    if not accepted_current_nda(session, actor=actor, project=project):
+        raise NeedsNda("accept the project's current NDA before seeing any item")
+    missing = set(project.required_expertise) - actor.expertise
+    if missing:
+        raise Forbidden(
+            f"this project needs expertise you have not got: {', '.join(sorted(missing))}"
+        )
+    return project, member

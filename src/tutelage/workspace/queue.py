@@ -1,0 +1,258 @@
+"""The queue: which item an expert gets next, leased to them alone for a while.
+
+An expert gets, in this order: the item they already hold (a refreshed page loses
+nothing); qualification items until they have answered them all, when the project
+requires qualification; now and then, at the project's gold rate, a gold item; and
+otherwise the task item closest to completion that still needs judgments, matches
+their expertise, and that they have not judged. Claiming a slot is a conditional
+UPDATE (`judged + leased < overlap`), so two experts asking at once cannot both take
+the last one.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.orm import Session
+
+from tutelage.store.tables import ProjectRow
+from tutelage.store.workspace_tables import AssignmentRow, ItemRow, MembershipRow
+from tutelage.workspace import audit
+from tutelage.workspace.accounts import Actor
+from tutelage.workspace.errors import Conflict, NeedsQualification, NotFound, WorkspaceError
+from tutelage.workspace.policy import workable_project
+
+__all__ = [
+    "expire_leases",
+    "held_assignment",
+    "next_task",
+    "own_assignment",
+    "queue_counts",
+    "skip_task",
+]
+
+_CANDIDATES = 16  # items tried per request before concluding that none is free
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def expire_leases(session: Session, *, project_id: int, now: datetime | None = None) -> int:
+    """Return leases past their time to the queue; returns how many expired."""
+    now = now or _now()
+    expired = session.execute(
+        select(AssignmentRow.id, AssignmentRow.item_id).where(
+            AssignmentRow.project_id == project_id,
+            AssignmentRow.status == "leased",
+            AssignmentRow.expires_at < now,
+        )
+    ).all()
+    for assignment_id, item_id in expired:
+        _release(session, assignment_id, item_id, status="expired", now=now)
+    return len(expired)
+
+
+def _release(
+    session: Session,
+    assignment_id: int,
+    item_id: int,
+    *,
+    status: str,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    released = session.execute(
+        update(AssignmentRow)
+        .where(AssignmentRow.id == assignment_id, AssignmentRow.status == "leased")
+        .values(status=status, finished_at=now, skip_reason=reason)
+    )
+    if released.rowcount == 1:  # type: ignore[attr-defined]
+        session.execute(
+            update(ItemRow)
+            .where(ItemRow.id == item_id, ItemRow.leased > 0)
+            .values(leased=ItemRow.leased - 1)
+        )
+
+
+def held_assignment(session: Session, *, actor: Actor, project_id: int) -> AssignmentRow | None:
+    """Return the unexpired lease the expert holds in this project, if any."""
+    return session.scalar(
+        select(AssignmentRow)
+        .where(
+            AssignmentRow.project_id == project_id,
+            AssignmentRow.user_id == actor.user_id,
+            AssignmentRow.status == "leased",
+            AssignmentRow.expires_at >= _now(),
+        )
+        .order_by(AssignmentRow.id)
+        .limit(1)
+    )
+
+
+def _not_done_by(user_id: int) -> object:
+    return ~exists().where(
+        and_(AssignmentRow.item_id == ItemRow.id, AssignmentRow.user_id == user_id)
+    )
+
+
+def _lease(
+    session: Session,
+    *,
+    actor: Actor,
+    project: ProjectRow,
+    item: ItemRow,
+    rng: random.Random,
+    now: datetime,
+) -> AssignmentRow:
+    order = list(item.completion_ids)
+    rng.shuffle(order)  # blinding: which answer is A is random per assignment, and recorded
+    assignment = AssignmentRow(
+        item_id=item.id,
+        user_id=actor.user_id,
+        project_id=project.id,
+        shown_order=order,
+        leased_at=now,
+        expires_at=now + timedelta(seconds=project.lease_seconds),
+    )
+    session.add(assignment)
+    session.flush()
+    return assignment
+
+
+def _known_answer_item(
+    session: Session, *, actor: Actor, project: ProjectRow, purpose: str
+) -> ItemRow | None:
+    return session.scalar(
+        select(ItemRow)
+        .where(
+            ItemRow.project_id == project.id,
+            ItemRow.purpose == purpose,
+            _not_done_by(actor.user_id),  # type: ignore[arg-type]
+        )
+        .order_by(ItemRow.id)
+        .limit(1)
+    )
+
+
+def _claim_task_item(session: Session, *, actor: Actor, project: ProjectRow) -> ItemRow | None:
+    open_slots = ItemRow.judged + ItemRow.leased
+    tags = sorted(actor.expertise)
+    candidates = session.scalars(
+        select(ItemRow.id)
+        .where(
+            ItemRow.project_id == project.id,
+            ItemRow.purpose == "task",
+            ItemRow.kind.in_(project.task_kinds),
+            open_slots < project.overlap,
+            ItemRow.expertise_tag.is_(None) | ItemRow.expertise_tag.in_(tags),
+            _not_done_by(actor.user_id),  # type: ignore[arg-type]
+        )
+        .order_by(open_slots.desc(), ItemRow.id)
+        .limit(_CANDIDATES)
+    ).all()
+    for item_id in candidates:
+        claimed = session.execute(
+            update(ItemRow)
+            .where(ItemRow.id == item_id, ItemRow.judged + ItemRow.leased < project.overlap)
+            .values(leased=ItemRow.leased + 1)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            return session.get(ItemRow, item_id)
+    return None
+
+
+def _qualification_open(session: Session, project: ProjectRow, member: MembershipRow) -> bool:
+    if project.qualification_pass_mark is None or member.qualified_at is not None:
+        return False
+    if member.qualification_score is not None:
+        raise NeedsQualification(
+            f"your qualification score {member.qualification_score:.0%} is below the pass "
+            f"mark {project.qualification_pass_mark:.0%}; an admin can let you try again"
+        )
+    return True
+
+
+def next_task(
+    session: Session,
+    *,
+    actor: Actor,
+    project_id: int,
+    rng: random.Random | None = None,
+) -> AssignmentRow | None:
+    """Return the expert's lease on their next item, or None when nothing is left for them."""
+    project, member = workable_project(session, actor=actor, project_id=project_id)
+    rng = rng or random.Random()
+    now = _now()
+    expire_leases(session, project_id=project.id, now=now)
+    held = held_assignment(session, actor=actor, project_id=project.id)
+    if held is not None:
+        return held
+    if _qualification_open(session, project, member):
+        item = _known_answer_item(session, actor=actor, project=project, purpose="qualification")
+        if item is None:
+            raise NeedsQualification("the project's qualification has no items yet")
+        return _lease(session, actor=actor, project=project, item=item, rng=rng, now=now)
+    if project.gold_rate > 0 and rng.random() < project.gold_rate:
+        item = _known_answer_item(session, actor=actor, project=project, purpose="gold")
+        if item is not None:
+            return _lease(session, actor=actor, project=project, item=item, rng=rng, now=now)
+    item = _claim_task_item(session, actor=actor, project=project)
+    if item is None:
+        return None
+    return _lease(session, actor=actor, project=project, item=item, rng=rng, now=now)
+
+
+def own_assignment(session: Session, *, actor: Actor, assignment_id: int) -> AssignmentRow:
+    """Return the expert's own assignment; anyone else's is "not found"."""
+    assignment = session.get(AssignmentRow, assignment_id)
+    if assignment is None or assignment.user_id != actor.user_id:
+        raise NotFound(f"no assignment {assignment_id}")
+    return assignment
+
+
+def skip_task(session: Session, *, actor: Actor, assignment_id: int, reason: str) -> None:
+    """Give an item back to the queue, saying why; the expert will not get it again."""
+    reason = reason.strip()
+    if not reason:
+        raise WorkspaceError("say why you skip this item", code="reason_required")
+    assignment = own_assignment(session, actor=actor, assignment_id=assignment_id)
+    if assignment.status != "leased":
+        raise Conflict(f"this item is {assignment.status} already")
+    _release(
+        session, assignment.id, assignment.item_id, status="skipped", now=_now(), reason=reason
+    )
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        action="item.skip",
+        project_id=assignment.project_id,
+        target=f"item {assignment.item_id}",
+        details={"reason": reason},
+    )
+
+
+def queue_counts(session: Session, *, project_id: int) -> dict[str, int]:
+    """Return task items done, needing judgments, and in lease, for progress pages."""
+    project = session.get(ProjectRow, project_id)
+    if project is None:
+        raise NotFound(f"no project {project_id}")
+    row = session.execute(
+        select(
+            func.count(ItemRow.id),
+            func.count(ItemRow.id).filter(ItemRow.judged >= project.overlap),
+            func.coalesce(func.sum(ItemRow.leased), 0),
+            func.coalesce(func.sum(ItemRow.judged), 0),
+        ).where(ItemRow.project_id == project_id, ItemRow.purpose == "task")
+    ).one()
+    total, done, leased, judged = (int(value) for value in row)
+    return {
+        "items": total,
+        "done": done,
+        "needing_judgments": total - done,
+        "in_lease": leased,
+        "judgments": judged,
+        "judgments_to_finish": total * project.overlap - judged,
+    }

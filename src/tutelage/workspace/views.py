@@ -1,0 +1,95 @@
+"""What an expert is shown for an item: blinded, rendered, and nothing more.
+
+A task view never carries model ids or versions, other experts' judgments or
+identities, or whether the item is a gold check: only the conversation, the answers
+under the letters of this assignment's random order, and the project's rubric.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tutelage.store.tables import CompletionRow, ProjectRow, PromptRow
+from tutelage.store.workspace_tables import AssignmentRow, ItemRow
+from tutelage.workspace.rendering import render_markdown, render_plain
+
+__all__ = ["AnswerView", "MessageView", "TaskView", "task_view"]
+
+
+@dataclass(frozen=True)
+class MessageView:
+    role: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class AnswerView:
+    letter: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class TaskView:
+    assignment_id: int
+    project_id: int
+    kind: str
+    instructions: str
+    rubric: list[dict[str, Any]]
+    rationale_required: bool
+    conversation: list[MessageView]
+    answers: list[AnswerView]
+    expires_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["expires_at"] = self.expires_at.isoformat()
+        return data
+
+
+def task_view(session: Session, *, assignment: AssignmentRow) -> TaskView:
+    item = session.get(ItemRow, assignment.item_id)
+    project = session.get(ProjectRow, assignment.project_id)
+    assert item is not None and project is not None
+    conversation: list[MessageView] = []
+    if item.prompt_id is not None:
+        messages = session.scalar(select(PromptRow.messages).where(PromptRow.id == item.prompt_id))
+        for message in messages or []:
+            # Users' and system turns are plain text; earlier assistant turns are model output.
+            html = (
+                render_markdown(message["content"])
+                if message["role"] == "assistant"
+                else render_plain(message["content"])
+            )
+            conversation.append(MessageView(message["role"], message["content"], str(html)))
+    texts = dict(
+        session.execute(
+            select(CompletionRow.id, CompletionRow.text).where(
+                CompletionRow.id.in_(assignment.shown_order)
+            )
+        ).all()
+    )
+    answers = [
+        AnswerView(letter, texts[completion_id], str(render_markdown(texts[completion_id])))
+        for letter, completion_id in zip(
+            string.ascii_uppercase, assignment.shown_order, strict=False
+        )
+    ]
+    return TaskView(
+        assignment_id=assignment.id,
+        project_id=project.id,
+        kind=item.kind,
+        instructions=project.instructions,
+        rubric=list(project.rubric),
+        rationale_required=project.rationale_required,
+        conversation=conversation,
+        answers=answers,
+        expires_at=assignment.expires_at,
+    )

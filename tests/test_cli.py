@@ -121,7 +121,7 @@ def test_skip_invalid_reports_the_reasons(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_demo_runs_and_is_idempotent(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'demo.db'}"
-    first = run("demo", "--max-new-tokens", "16", "--db", db)
+    first = run("demo", "--max-new-tokens", "16", "--no-serve", "--db", db)
     assert first.returncode == 0, first.stderr
     assert "created" in first.stdout
     assert "smollm2-135m-instruct:" in first.stdout  # a generated answer is shown
@@ -129,7 +129,7 @@ def test_demo_runs_and_is_idempotent(tmp_path: Path) -> None:
         summary = project_summary(session, name="demo")
     assert summary.judgments["comparisons"] == 12
     assert summary.prompts_with_fewer_than_two_completions == 0
-    second = run("demo", "--max-new-tokens", "16", "--db", db)
+    second = run("demo", "--max-new-tokens", "16", "--no-serve", "--db", db)
     assert second.returncode == 0, second.stderr
     assert "exists already" in second.stdout
     with open_store(db).session() as session:

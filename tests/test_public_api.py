@@ -16,6 +16,8 @@ MODULES = [
     "tutelage.formats",
     "tutelage.interchange",
     "tutelage.generation",
+    "tutelage.workspace",
+    "tutelage.web",
 ]
 
 

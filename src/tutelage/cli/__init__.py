@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tutelage import __version__
-from tutelage.cli import data, demo, generate, store
+from tutelage.cli import data, demo, generate, serve, store
 from tutelage.formats import FormatError
 from tutelage.generation import GenerationError, ModelUnavailableError
 from tutelage.generation.cli import models_app
@@ -31,6 +31,7 @@ app.command("import")(data.import_command)
 app.command("export")(data.export_command)
 app.command("generate")(generate.generate_command)
 app.command("demo")(demo.demo_command)
+app.command("serve")(serve.serve_command)
 
 
 app.add_typer(models_app, name="models")

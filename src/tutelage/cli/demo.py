@@ -22,9 +22,14 @@ def demo_command(
         typer.Option(help="Generate candidates with the bundled model for prompts lacking two."),
     ] = True,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 96,
+    serve: Annotated[
+        bool, typer.Option(help="Serve the workspace on --host:--port when set up.")
+    ] = True,
+    host: str = "127.0.0.1",
+    port: int = 8000,
     db: DbOption = None,
 ) -> None:
-    """Create a demo project from sample data, generate candidates, and summarise it."""
+    """Set up a demo project from sample data, with candidates, people and items; serve it."""
     from tutelage.demo import DEMO_PROJECT, generated_example, set_up_demo
 
     store = open_store(db)
@@ -47,7 +52,7 @@ def demo_command(
             store,
             project=DEMO_PROJECT.name,
             backend=backend_for("smollm2-135m-instruct"),
-            n=2,
+            n=3,  # three answers per generated prompt, so ranking has something to rank
             temperature=0.8,
             max_new_tokens=max_new_tokens,
             seed=0,
@@ -65,6 +70,17 @@ def demo_command(
         )
     with store.session() as session:
         print_summary(project_summary(session, name=DEMO_PROJECT.name))
-    console.print(
-        "next: tutelage export --project demo --format trl --out demo.jsonl   (or: tutelage --help)"
-    )
+    from tutelage.demo.workspace import seed_workspace
+
+    logins = seed_workspace(store)
+    console.rule("workspace")
+    for login in logins:
+        console.print(f"{login.role:>7}: {login.email}  password: {login.password}")
+    if not serve:
+        console.print("serve it with: tutelage serve")
+        return
+    console.print(f"open http://{host}:{port}/ and sign in (Ctrl-C stops the server)")
+    store.close()
+    from tutelage.cli.serve import serve_command
+
+    serve_command(db=db, host=host, port=port)

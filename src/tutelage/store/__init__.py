@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import threading
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
@@ -66,6 +66,8 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
             f"tutelage needs {head}: run `tutelage db upgrade --db URL`"
         )
     writer: AbstractContextManager[object] = (
-        threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+        # A plain Lock, not an RLock: web frameworks may enter and leave a request's
+        # session in different threads, and only a Lock may be released by another thread.
+        threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
     )
     return Store(url=shown, engine=engine, _writer=writer)

@@ -1,0 +1,216 @@
+"""Who a request acts for, the transaction it runs in, and the CSRF checks.
+
+A request is authenticated by an API token (``Authorization: Bearer tut_...``) or by the
+browser session cookie. Browsers attach cookies to requests that other sites trigger, so
+every state-changing request authenticated by the cookie must also carry the session's
+CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``); a Bearer token is never
+sent automatically, so it needs none.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import Depends, Request, Response
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from tutelage.store import Store
+from tutelage.web.settings import ServerSettings
+from tutelage.workspace.accounts import (
+    SESSION_LIFETIME,
+    Actor,
+    user_for_api_token,
+    user_for_web_session,
+)
+from tutelage.workspace.errors import Forbidden, Unauthenticated
+
+__all__ = [
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "FORM_CSRF_COOKIE",
+    "SESSION_COOKIE",
+    "AdminActor",
+    "CurrentActor",
+    "DbSession",
+    "ReviewerActor",
+    "bearer_scheme",
+    "check_form_csrf",
+    "clear_session_cookie",
+    "current_actor",
+    "db_session",
+    "form_csrf_token",
+    "get_settings",
+    "get_store",
+    "login_url",
+    "require_admin",
+    "require_reviewer",
+    "safe_next",
+    "session_cookie_scheme",
+    "set_form_csrf_cookie",
+    "set_session_cookie",
+    "submitted_csrf_token",
+]
+
+SESSION_COOKIE = "tutelage_session"
+# Double-submit token for the forms shown before there is a session (sign-in, invitation).
+FORM_CSRF_COOKIE = "tutelage_login_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+bearer_scheme = HTTPBearer(auto_error=False, description="A personal API token: tut_...")
+session_cookie_scheme = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="The browser session cookie."
+)
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_settings(request: Request) -> ServerSettings:
+    settings: ServerSettings = request.app.state.settings
+    return settings
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    """Yield the request's session: one transaction, committed before the response is sent."""
+    with get_store(request).session() as session:
+        yield session
+
+
+# scope="function": commit (or roll back) when the route returns, before the response goes
+# out, so a client never sees success for a write that then failed to commit.
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
+
+
+async def submitted_csrf_token(request: Request) -> str | None:
+    """Return the CSRF token a request carries in its header or form body, if any."""
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    if request.method in _SAFE_METHODS:
+        return None
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(_FORM_TYPES):
+        value = (await request.form()).get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _same(expected: str | None, submitted: str | None) -> bool:
+    if not expected or not submitted:
+        return False
+    return secrets.compare_digest(expected.encode(), submitted.encode())
+
+
+def current_actor(
+    request: Request,
+    session: DbSession,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    cookie: Annotated[str | None, Depends(session_cookie_scheme)],
+    submitted_csrf: Annotated[str | None, Depends(submitted_csrf_token)],
+) -> Actor:
+    """Return the signed-in actor; raise Unauthenticated (401) or, for CSRF, Forbidden (403)."""
+    if bearer is not None:
+        return user_for_api_token(session, token=bearer.credentials)
+    if not cookie:
+        raise Unauthenticated("not signed in")
+    actor = user_for_web_session(session, token=cookie)
+    if request.method not in _SAFE_METHODS and not _same(actor.csrf_token, submitted_csrf):
+        raise Forbidden(
+            f"missing or wrong CSRF token: send the {CSRF_FIELD} form field "
+            f"or the {CSRF_HEADER} header",
+            code="csrf",
+        )
+    return actor
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def require_admin(actor: CurrentActor) -> Actor:
+    if not actor.is_admin:
+        raise Forbidden("only an admin may do this")
+    return actor
+
+
+def require_reviewer(actor: CurrentActor) -> Actor:
+    if not actor.is_reviewer:
+        raise Forbidden("only a reviewer or an admin may do this")
+    return actor
+
+
+AdminActor = Annotated[Actor, Depends(require_admin)]
+ReviewerActor = Annotated[Actor, Depends(require_reviewer)]
+
+
+def set_session_cookie(response: Response, token: str, settings: ServerSettings) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        path="/",
+        secure=settings.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def clear_session_cookie(response: Response, settings: ServerSettings) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", secure=settings.secure_cookies, httponly=True, samesite="lax"
+    )
+
+
+def form_csrf_token(request: Request) -> str:
+    """Return the double-submit token for a sign-in or invitation form (its cookie's, or new)."""
+    return request.cookies.get(FORM_CSRF_COOKIE) or secrets.token_urlsafe(32)
+
+
+def set_form_csrf_cookie(response: Response, token: str, settings: ServerSettings) -> None:
+    response.set_cookie(
+        FORM_CSRF_COOKIE,
+        token,
+        path="/",
+        secure=settings.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def check_form_csrf(request: Request, submitted: str) -> None:
+    """Refuse (403) a sign-in or invitation form whose token does not match its cookie."""
+    if not _same(request.cookies.get(FORM_CSRF_COOKIE), submitted):
+        raise Forbidden(
+            "this form has expired or cookies are off: reload the page and try again",
+            code="csrf",
+        )
+
+
+def safe_next(value: str | None) -> str:
+    """Return `value` if it is a path on this site, else "/" (no open redirects)."""
+    if (
+        not value
+        or not value.startswith("/")
+        or value.startswith("//")
+        # Browsers read a backslash as a slash: "/\\evil.example" is another host.
+        or "\\" in value
+        or any(ord(char) < 32 or ord(char) == 127 for char in value)
+    ):
+        return "/"
+    return value
+
+
+def login_url(request: Request) -> str:
+    """Return the sign-in page's URL, coming back to this page afterwards if it is a GET."""
+    if request.method != "GET":
+        return "/login"
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return "/login?" + urlencode({"next": here})

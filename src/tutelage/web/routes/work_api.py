@@ -1,0 +1,128 @@
+"""The JSON API of expert work: projects, NDA, next task, judgments, skips, own stats."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from tutelage.store.tables import ProjectRow
+from tutelage.store.workspace_tables import MembershipRow
+from tutelage.web.deps import CurrentActor, DbSession
+from tutelage.workspace.judging import submit_judgment
+from tutelage.workspace.membership import accept_nda
+from tutelage.workspace.policy import accepted_current_nda, membership, visible_project
+from tutelage.workspace.queue import next_task, own_assignment, skip_task
+from tutelage.workspace.stats import expert_stats
+from tutelage.workspace.submissions import Submission
+from tutelage.workspace.views import task_view
+
+router = APIRouter(tags=["work"])
+
+
+def _project_summary(
+    session: DbSession, actor: CurrentActor, project: ProjectRow
+) -> dict[str, Any]:
+    member = membership(session, actor=actor, project_id=project.id)
+    return {
+        "id": project.id,
+        "name": project.name,
+        "domain": project.domain,
+        "instructions": project.instructions,
+        "rubric": project.rubric,
+        "task_kinds": project.task_kinds,
+        "rationale_required": project.rationale_required,
+        "nda_text": project.nda_text,
+        "nda_accepted": accepted_current_nda(session, actor=actor, project=project),
+        "qualification_required": project.qualification_pass_mark is not None,
+        "qualified": member is not None and member.qualified_at is not None,
+        "pay_rate_per_hour": str(project.pay_rate_per_hour),
+        "currency": project.currency,
+    }
+
+
+@router.get("/projects")
+def list_projects(session: DbSession, actor: CurrentActor) -> list[dict[str, Any]]:
+    """The projects this person may see: all for admins, their own for everyone else."""
+    query = select(ProjectRow).order_by(ProjectRow.name)
+    if not actor.is_admin:
+        query = query.join(MembershipRow, MembershipRow.project_id == ProjectRow.id).where(
+            MembershipRow.user_id == actor.user_id
+        )
+    return [_project_summary(session, actor, project) for project in session.scalars(query)]
+
+
+@router.get("/projects/{project_id}")
+def get_project(project_id: int, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
+    project = visible_project(session, actor=actor, project_id=project_id)
+    return _project_summary(session, actor, project)
+
+
+@router.post("/projects/{project_id}/nda", status_code=204)
+def accept_project_nda(project_id: int, session: DbSession, actor: CurrentActor) -> None:
+    """Accept the project's current NDA text (recorded with time and text hash)."""
+    accept_nda(session, actor=actor, project_id=project_id)
+
+
+@router.post("/projects/{project_id}/next", response_model=None)
+def lease_next_task(
+    project_id: int, session: DbSession, actor: CurrentActor
+) -> dict[str, Any] | Response:
+    """Lease the next item to judge (the same one again if one is held); 204 when none is left."""
+    assignment = next_task(session, actor=actor, project_id=project_id)
+    if assignment is None:
+        return Response(status_code=204)
+    return task_view(session, assignment=assignment).as_json()
+
+
+@router.get("/assignments/{assignment_id}")
+def get_assignment(assignment_id: int, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
+    assignment = own_assignment(session, actor=actor, assignment_id=assignment_id)
+    return {**task_view(session, assignment=assignment).as_json(), "status": assignment.status}
+
+
+@router.post("/assignments/{assignment_id}/judgment", status_code=201)
+def post_judgment(
+    assignment_id: int,
+    submission: Annotated[Submission, Body()],
+    session: DbSession,
+    actor: CurrentActor,
+    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+) -> dict[str, Any]:
+    """Store a judgment; answered only once it is committed. Retries with the same
+    Idempotency-Key header get the first answer and store nothing."""
+    return submit_judgment(
+        session,
+        actor=actor,
+        assignment_id=assignment_id,
+        submission=submission,
+        idempotency_key=idempotency_key,
+    )
+
+
+class SkipRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/assignments/{assignment_id}/skip", status_code=204)
+def post_skip(
+    assignment_id: int, body: SkipRequest, session: DbSession, actor: CurrentActor
+) -> None:
+    skip_task(session, actor=actor, assignment_id=assignment_id, reason=body.reason)
+
+
+@router.get("/projects/{project_id}/me")
+def my_stats(project_id: int, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
+    """Own hours, items, earnings at the project rate, and gold accuracy."""
+    visible_project(session, actor=actor, project_id=project_id)
+    stats = expert_stats(session, project_id=project_id, user_id=actor.user_id, handle=actor.handle)
+    return {
+        "items": stats.items,
+        "hours": round(stats.hours, 4),
+        "earnings": str(stats.earnings),
+        "currency": stats.currency,
+        "gold_accuracy": stats.gold_accuracy,
+        "skipped": stats.skipped,
+    }

@@ -1,0 +1,25 @@
+"""Settings of the web server, read from ``TUTELAGE_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tutelage.settings import default_db_url
+
+__all__ = ["ServerSettings"]
+
+
+class ServerSettings(BaseSettings):
+    """How `tutelage serve` runs: which store, where it listens, how cookies are sent."""
+
+    model_config = SettingsConfigDict(env_prefix="TUTELAGE_", extra="ignore")
+
+    db: str = Field(default_factory=default_db_url)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # True behind HTTPS: browsers then send the session cookie over encrypted connections only.
+    secure_cookies: bool = False
+    # A model string for red-team candidate generation (see `tutelage generate --model`);
+    # None switches generation from the workspace off.
+    generation_model: str | None = None

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.tutelage-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: setup demo test check lint typecheck pytest clean
+.PHONY: setup demo test check lint typecheck pytest browser clean
 
 setup: $(STAMP)
 	$(BIN)/tutelage models prepare
@@ -33,7 +33,12 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy src
 
-pytest: setup
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
+browser:
+	command -v chromium >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+pytest: setup browser
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test: lint typecheck pytest

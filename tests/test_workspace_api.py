@@ -1,0 +1,259 @@
+"""The workspace through its JSON API, as scripts and the pages use it.
+
+What the issue asks to see through the API: experts cannot read another project's items
+or another expert's judgments, cannot skip the NDA or the qualification, never see model
+names; hostile answers render inert; a repeated idempotency key stores one judgment; and
+concurrent next-task calls never over-assign the last slot (against a real server).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from tutelage.interchange import import_file
+from tutelage.records import TaskKind
+from tutelage.store import Store
+from tutelage.store.tables import ComparisonRow
+from tutelage.store.workspace_tables import AssignmentRow, ItemRow
+from tutelage.web import create_app
+from tutelage.workspace.accounts import create_api_token
+from tutelage.workspace.items import build_items, mark_known_answers
+from workspace_fixtures import PASSWORD, World, make_world
+
+HOSTILE = (
+    "<script>alert(1)</script> <img src=x onerror=alert(1)> "
+    "[click](javascript:alert(1)) ![t](https://tracker.example/p.png)"
+)
+
+
+def token_for(world: World, index: int) -> dict[str, str]:
+    with world.store.session() as session:
+        token = create_api_token(session, user_id=world.experts[index].user_id, name="t")
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def client(store: Store) -> Iterator[TestClient]:
+    with TestClient(create_app(store), follow_redirects=False) as test_client:
+        yield test_client
+
+
+def test_a_task_view_is_blinded_and_hostile_answers_are_inert(
+    store: Store, tmp_path: Path, client: TestClient
+) -> None:
+    world = make_world(store, tmp_path, pairs=1, overlap=2)
+    hostile = tmp_path / "hostile.jsonl"
+    hostile.write_text(
+        json.dumps({"prompt": "Hi", "chosen": HOSTILE, "rejected": "plain"}) + "\n", "utf-8"
+    )
+    import_file(store, path=hostile, project="cardio")
+    with store.session() as session:
+        build_items(
+            session, project_id=world.project_id, kinds=(TaskKind.COMPARISON,), actor_id=None
+        )
+    headers = token_for(world, 0)
+    seen_html = []
+    while (
+        response := client.post(f"/api/v1/projects/{world.project_id}/next", headers=headers)
+    ).status_code == 200:
+        view = response.json()
+        body = json.dumps(view)
+        assert "model" not in body and "unknown" not in body and "expert" not in body
+        assert "purpose" not in body and "gold" not in body
+        seen_html += [answer["html"] for answer in view["answers"]]
+        done = client.post(
+            f"/api/v1/assignments/{view['assignment_id']}/judgment",
+            json={"kind": "comparison", "choice": "a", "active_seconds": 3},
+            headers=headers,
+        )
+        assert done.status_code == 201, done.text
+    hostile_html = next(html for html in seen_html if "alert" in html)
+    # Tags arrive as visible text, never as elements; links and images never load.
+    assert "<script" not in hostile_html and "<img" not in hostile_html
+    assert "href" not in hostile_html and "[image: t]" in hostile_html
+    assert "&lt;script&gt;" in hostile_html  # the expert sees that the model tried
+
+
+def test_experts_see_only_their_projects_and_their_own_work(
+    store: Store, tmp_path: Path, client: TestClient
+) -> None:
+    world = make_world(store, tmp_path, pairs=2, experts=2)
+    own = token_for(world, 0)
+    other = token_for(world, 1)
+    listed = client.get("/api/v1/projects", headers=own).json()
+    assert [p["name"] for p in listed] == ["cardio"]
+    view = client.post(f"/api/v1/projects/{world.project_id}/next", headers=own).json()
+    assignment = view["assignment_id"]
+    assert client.get(f"/api/v1/assignments/{assignment}", headers=other).status_code == 404
+    refused = client.post(
+        f"/api/v1/assignments/{assignment}/judgment",
+        json={"kind": "comparison", "choice": "b"},
+        headers=other,
+    )
+    assert refused.status_code == 404
+    assert client.get(f"/api/v1/projects/{world.project_id + 999}", headers=own).status_code == 404
+    # a project the expert is not a member of does not exist for them
+    with store.session() as session:
+        from tutelage.records import Project
+        from tutelage.workspace.membership import new_project
+
+        hidden = new_project(session, actor=world.admin, project=Project(name="secret")).id
+    assert client.get(f"/api/v1/projects/{hidden}", headers=own).status_code == 404
+    assert client.post(f"/api/v1/projects/{hidden}/next", headers=own).status_code == 404
+    # experts cannot use admin routes
+    assert client.get(f"/api/v1/projects/{world.project_id}/stats", headers=own).status_code == 403
+    assert client.get(f"/api/v1/projects/{world.project_id}/audit", headers=own).status_code == 403
+
+
+def test_the_nda_and_the_qualification_cannot_be_skipped(
+    store: Store, tmp_path: Path, client: TestClient
+) -> None:
+    world = make_world(store, tmp_path, pairs=4, sign_nda=False, qualification_pass_mark=1.0)
+    headers = token_for(world, 0)
+    blocked = client.post(f"/api/v1/projects/{world.project_id}/next", headers=headers)
+    assert blocked.status_code == 403 and blocked.json()["error"] == "needsnda"
+    assert (
+        client.post(f"/api/v1/projects/{world.project_id}/nda", headers=headers).status_code == 204
+    )
+    no_items = client.post(f"/api/v1/projects/{world.project_id}/next", headers=headers)
+    assert no_items.status_code == 403 and no_items.json()["error"] == "needsqualification"
+    with store.session() as session:
+        mark_known_answers(
+            session, project_id=world.project_id, purpose="qualification", count=1, actor_id=None
+        )
+    view = client.post(f"/api/v1/projects/{world.project_id}/next", headers=headers).json()
+    with store.session() as session:
+        assignment = session.get(AssignmentRow, view["assignment_id"])
+        assert assignment is not None
+        item = session.get(ItemRow, assignment.item_id)
+        assert item is not None and item.purpose == "qualification"
+        wrong = "b" if assignment.shown_order[0] == item.gold_answer["winner"] else "a"
+    client.post(
+        f"/api/v1/assignments/{view['assignment_id']}/judgment",
+        json={"kind": "comparison", "choice": wrong},
+        headers=headers,
+    )
+    failed = client.post(f"/api/v1/projects/{world.project_id}/next", headers=headers)
+    assert failed.status_code == 403 and "pass mark" in failed.json()["message"]
+
+
+def test_a_repeated_idempotency_key_stores_one_judgment(
+    store: Store, tmp_path: Path, client: TestClient
+) -> None:
+    world = make_world(store, tmp_path, pairs=2)
+    headers = token_for(world, 0)
+    view = client.post(f"/api/v1/projects/{world.project_id}/next", headers=headers).json()
+    url = f"/api/v1/assignments/{view['assignment_id']}/judgment"
+    body = {"kind": "comparison", "choice": "a", "strength": "clear", "active_seconds": 12.5}
+    first = client.post(url, json=body, headers={**headers, "Idempotency-Key": "retry-1"})
+    second = client.post(url, json=body, headers={**headers, "Idempotency-Key": "retry-1"})
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    with store.session() as session:
+        stored = session.scalar(
+            select(func.count(ComparisonRow.id)).where(ComparisonRow.expert_id.is_not(None))
+        )
+    assert stored == 1
+
+
+def test_bad_submissions_name_the_problem(store: Store, tmp_path: Path, client: TestClient) -> None:
+    world = make_world(store, tmp_path, pairs=2)
+    headers = token_for(world, 0)
+    view = client.post(f"/api/v1/projects/{world.project_id}/next", headers=headers).json()
+    url = f"/api/v1/assignments/{view['assignment_id']}/judgment"
+    wrong_kind = client.post(
+        url, json={"kind": "rating", "scores": {"accuracy": 3}}, headers=headers
+    )
+    assert wrong_kind.status_code == 400 and "asks for a comparison" in wrong_kind.json()["message"]
+    bad_score = client.post(
+        url,
+        json={"kind": "comparison", "choice": "a", "criteria": {"accuracy": 9}},
+        headers=headers,
+    )
+    assert bad_score.status_code == 400 and "accuracy" in bad_score.json()["message"]
+    bad_choice = client.post(url, json={"kind": "comparison", "choice": "c"}, headers=headers)
+    assert bad_choice.status_code == 422
+    with store.session() as session:
+        assert session.scalar(select(func.count(ComparisonRow.id)).where(
+            ComparisonRow.expert_id.is_not(None))) == 0  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(store: Store) -> Iterator[str]:
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_concurrent_next_task_calls_never_over_assign_the_last_slot(
+    store: Store, tmp_path: Path, live_server: str
+) -> None:
+    world = make_world(store, tmp_path, pairs=3, experts=12, overlap=2)
+    tokens = [token_for(world, i) for i in range(12)]
+    barrier = threading.Barrier(12)
+
+    def work(headers: dict[str, str]) -> int:
+        judged = 0
+        with httpx.Client(base_url=live_server, headers=headers, timeout=30) as http:
+            barrier.wait()
+            while (
+                lease := http.post(f"/api/v1/projects/{world.project_id}/next")
+            ).status_code == 200:
+                done = http.post(
+                    f"/api/v1/assignments/{lease.json()['assignment_id']}/judgment",
+                    json={"kind": "comparison", "choice": "a", "active_seconds": 1},
+                )
+                assert done.status_code == 201, done.text
+                judged += 1
+            assert lease.status_code == 204, lease.text
+        return judged
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        acknowledged = sum(pool.map(work, tokens))
+
+    assert acknowledged == 3 * 2  # every slot filled, none twice
+    with store.session() as session:
+        judged = dict(session.execute(select(ItemRow.id, ItemRow.judged)).all())
+        stored = session.scalar(
+            select(func.count(ComparisonRow.id)).where(ComparisonRow.expert_id.is_not(None))
+        )
+    assert set(judged.values()) == {2}
+    assert stored == acknowledged
+
+
+def test_password_login_works_for_pages_and_api(
+    store: Store, tmp_path: Path, client: TestClient
+) -> None:
+    make_world(store, tmp_path, pairs=1)
+    signed_in = client.post(
+        "/api/v1/auth/login", json={"email": "expert0@example.org", "password": PASSWORD}
+    )
+    assert signed_in.status_code == 200
+    assert client.get("/api/v1/me").json()["handle"] == "expert0"

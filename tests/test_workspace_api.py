@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,12 +23,13 @@ import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from test_generation import serve  # noqa: F401  (an in-process OpenAI-compatible server)
 from tutelage.interchange import import_file
 from tutelage.records import TaskKind
 from tutelage.store import Store
-from tutelage.store.tables import ComparisonRow
+from tutelage.store.tables import ComparisonRow, CompletionRow, PromptRow
 from tutelage.store.workspace_tables import AssignmentRow, ItemRow
-from tutelage.web import create_app
+from tutelage.web import ServerSettings, create_app
 from tutelage.workspace.accounts import create_api_token
 from tutelage.workspace.items import build_items, mark_known_answers
 from workspace_fixtures import PASSWORD, World, make_world
@@ -257,3 +259,51 @@ def test_password_login_works_for_pages_and_api(
     )
     assert signed_in.status_code == 200
     assert client.get("/api/v1/me").json()["handle"] == "expert0"
+
+
+def test_a_red_team_prompt_enters_the_project_with_generated_answers(
+    store: Store,
+    tmp_path: Path,
+    serve: Any,  # noqa: F811
+) -> None:
+    server = serve(numbered=True)  # an OpenAI-compatible server, in-process
+    world = make_world(
+        store, tmp_path, pairs=1, kinds=(TaskKind.REDTEAM, TaskKind.COMPARISON), overlap=1
+    )
+    with store.session() as session:
+        build_items(
+            session,
+            project_id=world.project_id,
+            kinds=(TaskKind.REDTEAM,),
+            actor_id=None,
+            redteam_slots=1,
+        )
+    settings = ServerSettings(generation_model=f"{server.url}/v1#echo-1")
+    headers = token_for(world, 0)
+    with TestClient(create_app(store, settings)) as client:
+        kinds = []
+        while (
+            lease := client.post(f"/api/v1/projects/{world.project_id}/next", headers=headers)
+        ).status_code == 200:
+            view = lease.json()
+            kinds.append(view["kind"])
+            body: dict[str, Any] = (
+                {"kind": "redteam", "prompt": "Dose of drug X for a 3-year-old?"}
+                if view["kind"] == "redteam"
+                else {"kind": "comparison", "choice": "a"}
+            )
+            url = f"/api/v1/assignments/{view['assignment_id']}/judgment"
+            assert client.post(url, json=body, headers=headers).status_code == 201
+    assert "redteam" in kinds
+    # the new prompt's answers were generated, and a comparison item built for them
+    assert kinds.count("comparison") == 2
+    with store.session() as session:
+        prompt = session.scalars(select(PromptRow).where(PromptRow.author_id.is_not(None))).one()
+        assert prompt.messages[0]["content"] == "Dose of drug X for a 3-year-old?"
+        answers = session.scalars(
+            select(CompletionRow.text).where(CompletionRow.prompt_id == prompt.id)
+        ).all()
+    assert sorted(answers) == [
+        "?dlo-raey-3 a rof X gurd fo esoD #0",
+        "?dlo-raey-3 a rof X gurd fo esoD #1",
+    ]

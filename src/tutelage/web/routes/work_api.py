@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Response
+from fastapi import APIRouter, BackgroundTasks, Body, Header, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from tutelage.generation.backend import GenerationBackend
 from tutelage.store.tables import ProjectRow
 from tutelage.store.workspace_tables import MembershipRow
-from tutelage.web.deps import CurrentActor, DbSession
+from tutelage.web.deps import CurrentActor, DbSession, get_settings, get_store
 from tutelage.workspace.judging import submit_judgment
 from tutelage.workspace.membership import accept_nda
 from tutelage.workspace.policy import accepted_current_nda, membership, visible_project
 from tutelage.workspace.queue import next_task, own_assignment, skip_task
+from tutelage.workspace.redteam import answer_redteam_prompts
 from tutelage.workspace.stats import expert_stats
 from tutelage.workspace.submissions import Submission
 from tutelage.workspace.views import task_view
@@ -87,19 +89,43 @@ def get_assignment(assignment_id: int, session: DbSession, actor: CurrentActor) 
 def post_judgment(
     assignment_id: int,
     submission: Annotated[Submission, Body()],
+    request: Request,
+    background: BackgroundTasks,
     session: DbSession,
     actor: CurrentActor,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> dict[str, Any]:
     """Store a judgment; answered only once it is committed. Retries with the same
-    Idempotency-Key header get the first answer and store nothing."""
-    return submit_judgment(
+    Idempotency-Key header get the first answer and store nothing. A red-team prompt gets
+    candidate answers afterwards when the server has a generation model."""
+    receipt = submit_judgment(
         session,
         actor=actor,
         assignment_id=assignment_id,
         submission=submission,
         idempotency_key=idempotency_key,
     )
+    backend = generation_backend(request)
+    if submission.kind == "redteam" and backend is not None:
+        project_id = own_assignment(session, actor=actor, assignment_id=assignment_id).project_id
+        background.add_task(
+            answer_redteam_prompts, get_store(request), project_id=project_id, backend=backend
+        )
+    return receipt
+
+
+def generation_backend(request: Request) -> GenerationBackend | None:
+    """Return the server's generation back end, made once, or None when none is set."""
+    model = get_settings(request).generation_model
+    if not model:
+        return None
+    cached: GenerationBackend | None = getattr(request.app.state, "generation_backend", None)
+    if cached is None:
+        from tutelage.generation import backend_for
+
+        cached = backend_for(model)
+        request.app.state.generation_backend = cached
+    return cached
 
 
 class SkipRequest(BaseModel):

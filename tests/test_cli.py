@@ -161,3 +161,26 @@ def test_projects_create_and_show(tmp_path: Path) -> None:
     assert again.returncode == 1 and "exists already" in again.stderr
     bad_rate = run("projects", "create", "x", "--pay-rate", "-5", "--db", db)
     assert bad_rate.returncode == 1 and "pay_rate_per_hour" in bad_rate.stderr
+
+
+def test_users_create_token_and_list(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    secret = tmp_path / "pw"
+    secret.write_text("a long enough password\n", "utf-8")
+    created = run(
+        "users", "create", "--email", "Ada@Example.org", "--handle", "ada", "--role", "admin",
+        "--password-file", str(secret), "--db", db,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    token = run("users", "token", "ada", "--db", db)
+    assert token.returncode == 0 and token.stdout.strip().startswith("tut_")
+    listed = run("users", "list", "--db", db)
+    assert "ada@example.org" in listed.stdout and "admin" in listed.stdout
+    weak = tmp_path / "weak"
+    weak.write_text("short", "utf-8")
+    refused = run(
+        "users", "create", "--email", "b@example.org", "--handle", "b",
+        "--password-file", str(weak), "--db", db,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "at least 10 characters" in refused.stderr
+    assert run("users", "token", "nobody", "--db", db).returncode == 1

@@ -10,11 +10,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from tutelage import __version__
-from tutelage.cli import data, demo, generate, serve, store
+from tutelage.cli import data, demo, generate, serve, store, users
 from tutelage.formats import FormatError
 from tutelage.generation import GenerationError, ModelUnavailableError
 from tutelage.generation.cli import models_app
 from tutelage.store import StoreError
+from tutelage.workspace.errors import WorkspaceError
 
 __all__ = ["app", "main"]
 
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(store.db_app, name="db")
 app.add_typer(store.projects_app, name="projects")
+app.add_typer(users.users_app, name="users")
 app.command("import")(data.import_command)
 app.command("export")(data.export_command)
 app.command("generate")(generate.generate_command)
@@ -51,6 +53,7 @@ def main() -> None:
     try:
         app()
     except (
+        WorkspaceError,
         FormatError,
         StoreError,
         ValidationError,

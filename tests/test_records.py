@@ -94,3 +94,12 @@ def test_keys_identify_content() -> None:
     )
     assert multi.is_multi_turn and not one.is_multi_turn
     assert Expert(handle="dr-ng", expertise=frozenset({"cardiology"})).expertise == {"cardiology"}
+
+
+def test_project_fields_fit_the_store() -> None:
+    with pytest.raises(ValidationError, match="currency"):
+        Project(name="x", currency="EURO")
+    with pytest.raises(ValidationError, match="name"):
+        Project(name="n" * 201)
+    with pytest.raises(ValidationError, match="pay_rate_per_hour"):
+        Project(name="x", pay_rate_per_hour=Decimal("12.345"))

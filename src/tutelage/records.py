@@ -101,8 +101,8 @@ class Project(_Record):
     no qualification. `gold_rate` is the share of served items that are gold checks.
     """
 
-    name: NonEmpty
-    domain: str = "general"
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    domain: str = Field(default="general", max_length=200)
     instructions: str = ""
     rubric: tuple[RubricCriterion, ...] = ()
     task_kinds: tuple[TaskKind, ...] = (TaskKind.COMPARISON,)
@@ -112,10 +112,10 @@ class Project(_Record):
     qualification_pass_mark: float | None = Field(default=None, ge=0, le=1)
     gold_rate: float = Field(default=0.0, ge=0, lt=1)
     lease_seconds: int = Field(default=900, ge=30)
-    pay_rate_per_hour: Decimal = Field(default=Decimal("0"), ge=0)
-    currency: str = "USD"
+    pay_rate_per_hour: Decimal = Field(default=Decimal("0"), ge=0, max_digits=10, decimal_places=2)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     nda_text: str = ""
-    licence: str = "unspecified"
+    licence: str = Field(default="unspecified", max_length=200)
     consent: str = ""
 
     @field_validator("name")

@@ -10,7 +10,14 @@ from tutelage.store import Store
 from tutelage.web.errors import install_error_handlers
 from tutelage.web.headers import SecurityHeadersMiddleware
 from tutelage.web.pages import STATIC_DIR
-from tutelage.web.routes import admin_api, auth_api, auth_pages, home, work_api
+from tutelage.web.routes import (
+    admin_api,
+    admin_pages,
+    auth_api,
+    auth_pages,
+    work_api,
+    work_pages,
+)
 from tutelage.web.settings import ServerSettings
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -37,6 +44,7 @@ def create_app(store: Store, settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(work_api.router, prefix=API_PREFIX)
     app.include_router(admin_api.router, prefix=API_PREFIX)
     app.include_router(auth_pages.router)
-    app.include_router(home.router)
+    app.include_router(admin_pages.router)
+    app.include_router(work_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

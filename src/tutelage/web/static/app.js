@@ -78,6 +78,7 @@
   }
 
   let overlay = null;
+  let keyList = null;
 
   function buildOverlay() {
     overlay = document.createElement("div");
@@ -91,18 +92,8 @@
     const heading = document.createElement("h2");
     heading.textContent = "Keyboard shortcuts";
     panel.appendChild(heading);
-    const list = document.createElement("dl");
-    for (const [key, description] of Object.entries(declaredKeys())) {
-      const term = document.createElement("dt");
-      const kbd = document.createElement("kbd");
-      kbd.textContent = key;
-      term.appendChild(kbd);
-      const detail = document.createElement("dd");
-      detail.textContent = String(description);
-      list.appendChild(term);
-      list.appendChild(detail);
-    }
-    panel.appendChild(list);
+    keyList = document.createElement("dl");
+    panel.appendChild(keyList);
     overlay.appendChild(panel);
     overlay.addEventListener("click", function (event) {
       if (event.target === overlay) toggleHelp(false);
@@ -110,14 +101,42 @@
     document.body.appendChild(overlay);
   }
 
+  // Filled each time it opens: a page may change its keys (the work page, per task kind).
+  function fillKeyList() {
+    const rows = [];
+    for (const [key, description] of Object.entries(declaredKeys())) {
+      const term = document.createElement("dt");
+      const kbd = document.createElement("kbd");
+      kbd.textContent = key;
+      term.appendChild(kbd);
+      const detail = document.createElement("dd");
+      detail.textContent = String(description);
+      rows.push(term, detail);
+    }
+    keyList.replaceChildren(...rows);
+  }
+
   function toggleHelp(show) {
     if (!overlay) buildOverlay();
     overlay.hidden = show === undefined ? !overlay.hidden : !show;
+    if (!overlay.hidden) fillKeyList();
   }
 
+  // Keys type text in text fields; radio buttons and checkboxes leave them to shortcuts.
   function typing(target) {
     if (!target || !(target instanceof Element)) return false;
-    return Boolean(target.closest("input, textarea, select, [contenteditable]"));
+    return target.matches(
+      'textarea, select, [contenteditable], input:not([type="radio"]):not([type="checkbox"])' +
+        ':not([type="button"]):not([type="submit"])'
+    );
+  }
+
+  // A page declares a shortcut on a link or button with data-key="m": pressing m clicks it.
+  function shortcut(key) {
+    for (const element of document.querySelectorAll("[data-key]")) {
+      if (element.dataset.key === key && element.getClientRects().length > 0) return element;
+    }
+    return null;
   }
 
   document.addEventListener("keydown", function (event) {
@@ -127,6 +146,12 @@
       toggleHelp();
     } else if (event.key === "Escape" && overlay && !overlay.hidden) {
       toggleHelp(false);
+    } else if (!event.defaultPrevented && (!overlay || overlay.hidden)) {
+      const element = shortcut(event.key);
+      if (element) {
+        event.preventDefault();
+        element.click();
+      }
     }
   });
 

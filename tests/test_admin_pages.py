@@ -25,7 +25,7 @@ from tutelage.store.workspace_tables import (
     MembershipRow,
 )
 from tutelage.web import ServerSettings, create_app
-from tutelage.web.routes.admin_pages import RubricError, parse_rubric
+from tutelage.web.admin_forms import RubricError, parse_rubric
 from tutelage.workspace.accounts import create_user
 from tutelage.workspace.judging import submit_judgment
 from tutelage.workspace.membership import new_project

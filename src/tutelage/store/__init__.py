@@ -38,6 +38,15 @@ class Store:
         ):
             yield session
 
+    @property
+    def concurrent_transactions(self) -> int:
+        """How many transactions can make progress at once: 1 for SQLite, the pool's size."""
+        if self.engine.dialect.name == "sqlite":
+            return 1
+        pool = self.engine.pool
+        size = getattr(pool, "size", lambda: 5)() + max(getattr(pool, "_max_overflow", 0), 0)
+        return int(size)
+
     def close(self) -> None:
         self.engine.dispose()
 

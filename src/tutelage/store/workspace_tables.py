@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -73,7 +74,15 @@ class ItemRow(Base):
     __table_args__ = (
         CheckConstraint("purpose IN ('task', 'gold', 'qualification')", name="purpose"),
         CheckConstraint("judged >= 0 AND leased >= 0", name="counts"),
-        Index("ix_items_queue", "project_id", "purpose", "kind"),
+        # The queue's order (closest to completion first) read straight off the index.
+        Index(
+            "ix_items_queue",
+            "project_id",
+            "purpose",
+            "kind",
+            text("(judged + leased) DESC"),
+            "id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

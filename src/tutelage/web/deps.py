@@ -10,10 +10,11 @@ sent automatically, so it needs none.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 from urllib.parse import urlencode
 
+import anyio
 from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -79,7 +80,25 @@ def get_settings(request: Request) -> ServerSettings:
     return settings
 
 
-def db_session(request: Request) -> Iterator[Session]:
+async def _transaction_slot(request: Request) -> AsyncIterator[None]:
+    """Wait, in the event loop, for one of the store's transaction slots.
+
+    Without this, requests would wait for the store inside worker threads: once every
+    thread waits (SQLite has one writer; PostgreSQL's pool is finite), the request that
+    holds the store needs a thread for its next step and none is free: a deadlock.
+    Waiting here holds no thread.
+    """
+    slots: anyio.CapacityLimiter | None = getattr(request.app.state, "transaction_slots", None)
+    if slots is None:
+        slots = anyio.CapacityLimiter(get_store(request).concurrent_transactions)
+        request.app.state.transaction_slots = slots
+    async with slots:
+        yield
+
+
+def db_session(
+    request: Request, _slot: Annotated[None, Depends(_transaction_slot, scope="function")]
+) -> Iterator[Session]:
     """Yield the request's session: one transaction, committed before the response is sent."""
     with get_store(request).session() as session:
         yield session

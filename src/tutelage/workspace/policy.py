@@ -79,8 +79,10 @@ def workable_project(
 ) -> tuple[ProjectRow, MembershipRow]:
     """Return the project and membership of an expert who may see items: member, NDA signed,
     and holding the expertise the project requires."""
-    project = visible_project(session, actor=actor, project_id=project_id)
+    project = session.get(ProjectRow, project_id)
     member = membership(session, actor=actor, project_id=project_id)
+    if project is None or (member is None and not actor.is_admin):
+        raise NotFound(f"no project {project_id}")
     if member is None:
         raise Forbidden("only members of the project work on its items")
     if not accepted_current_nda(session, actor=actor, project=project):

@@ -152,6 +152,9 @@ def _claim_task_item(session: Session, *, actor: Actor, project: ProjectRow) -> 
         )
         .order_by(open_slots.desc(), ItemRow.id)
         .limit(_CANDIDATES)
+        # PostgreSQL: pass over rows other experts are claiming right now instead of
+        # queueing behind them and finding them full (SQLite has one writer anyway).
+        .with_for_update(skip_locked=True)
     ).all()
     for item_id in candidates:
         claimed = session.execute(

@@ -208,7 +208,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_items")),
     )
     with op.batch_alter_table("items", schema=None) as batch_op:
-        batch_op.create_index("ix_items_queue", ["project_id", "purpose", "kind"], unique=False)
+        # The queue's order (closest to completion first) read straight off the index.
+        batch_op.create_index(
+            "ix_items_queue",
+            ["project_id", "purpose", "kind", sa.text("(judged + leased) DESC"), "id"],
+            unique=False,
+        )
 
     op.create_table(
         "assignments",

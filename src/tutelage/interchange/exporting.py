@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from tutelage.formats import FORMATS, Container, FormatError, container_for, write_file
-from tutelage.records import ChatExample, PreferencePair, Strength
+from tutelage.records import ChatExample, Completion, PreferencePair, Prompt, Strength
 from tutelage.store import Store
-from tutelage.store.projects import completion_record, get_project, prompt_record
+from tutelage.store.projects import get_project, prompt_record
 from tutelage.store.tables import ComparisonRow, CompletionRow, PromptRow
 
 __all__ = ["ExportReport", "export_project"]
@@ -39,25 +40,47 @@ def _preference_pairs(
     """Yield each decided comparison as chosen/rejected, in the order they were stored."""
     a = aliased(CompletionRow)
     b = aliased(CompletionRow)
+    completion = (CompletionRow.text, CompletionRow.model_id, CompletionRow.model_version)
+    columns = [getattr(side, c.key) for side in (a, b) for c in completion]
     rows = session.execute(
-        select(ComparisonRow.outcome, ComparisonRow.strength, PromptRow.messages, a, b)
-        .join(PromptRow, ComparisonRow.prompt_id == PromptRow.id)
+        select(ComparisonRow.outcome, ComparisonRow.strength, ComparisonRow.prompt_id, *columns)
         .join(a, ComparisonRow.completion_a_id == a.id)
         .join(b, ComparisonRow.completion_b_id == b.id)
         .where(ComparisonRow.project_id == project_id)
         .order_by(ComparisonRow.id)
-        .execution_options(yield_per=1000)
+        .execution_options(yield_per=2000)
     )
-    for outcome, strength, messages, row_a, row_b in rows:
+    # Many experts judge each prompt: read and build each prompt once, not once a row,
+    # fetching a batch's missing prompts in one query.
+    prompts: dict[int, Prompt] = {}
+    for batch in rows.partitions():
+        if len(prompts) > 100_000:
+            prompts.clear()
+        missing = {row[2] for row in batch} - prompts.keys()
+        if missing:
+            found = session.execute(
+                select(PromptRow.id, PromptRow.messages).where(PromptRow.id.in_(missing))
+            ).all()
+            prompts.update((prompt_id, prompt_record(messages)) for prompt_id, messages in found)
+        yield from _pairs(batch, prompts, report)
+
+
+def _pairs(
+    batch: Sequence[Sequence[Any]], prompts: dict[int, Prompt], report: ExportReport
+) -> Iterator[PreferencePair]:
+    for outcome, strength, prompt_id, *texts in batch:
         if outcome not in ("a", "b"):
             # A tie or "both bad" has no chosen answer; preference formats cannot carry it.
             report.left_out[f"comparisons judged {outcome}"] += 1
             continue
-        chosen, rejected = (row_a, row_b) if outcome == "a" else (row_b, row_a)
+        prompt = prompts[prompt_id]
+        answer_a = Completion(text=texts[0], model_id=texts[1], model_version=texts[2])
+        answer_b = Completion(text=texts[3], model_id=texts[4], model_version=texts[5])
+        chosen, rejected = (answer_a, answer_b) if outcome == "a" else (answer_b, answer_a)
         yield PreferencePair(
-            prompt=prompt_record(messages),
-            chosen=completion_record(chosen),
-            rejected=completion_record(rejected),
+            prompt=prompt,
+            chosen=chosen,
+            rejected=rejected,
             strength=Strength(strength) if strength else None,
         )
 

@@ -33,8 +33,6 @@ __all__ = [
     "skip_task",
 ]
 
-_CANDIDATES = 16  # items tried per request before concluding that none is free
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -140,7 +138,7 @@ def _known_answer_item(
 def _claim_task_item(session: Session, *, actor: Actor, project: ProjectRow) -> ItemRow | None:
     open_slots = ItemRow.judged + ItemRow.leased
     tags = sorted(actor.expertise)
-    candidates = session.scalars(
+    best = (
         select(ItemRow.id)
         .where(
             ItemRow.project_id == project.id,
@@ -151,12 +149,16 @@ def _claim_task_item(session: Session, *, actor: Actor, project: ProjectRow) -> 
             _not_done_by(actor.user_id),  # type: ignore[arg-type]
         )
         .order_by(open_slots.desc(), ItemRow.id)
-        .limit(_CANDIDATES)
-        # PostgreSQL: pass over rows other experts are claiming right now instead of
-        # queueing behind them and finding them full (SQLite has one writer anyway).
-        .with_for_update(skip_locked=True)
-    ).all()
-    for item_id in candidates:
+        .limit(1)
+    )
+    # PostgreSQL: first take the best item no other expert is claiming right now; only if
+    # every open item is being claimed, wait for those claims and look again, so "nothing
+    # left" is never said while an item still has a slot. One row is locked at a time, so
+    # claims cannot deadlock. SQLite has one writer and ignores FOR UPDATE.
+    for query in (best.with_for_update(skip_locked=True), best.with_for_update()):
+        item_id = session.scalar(query)
+        if item_id is None:
+            continue
         claimed = session.execute(
             update(ItemRow)
             .where(ItemRow.id == item_id, ItemRow.judged + ItemRow.leased < project.overlap)

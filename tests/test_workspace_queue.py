@@ -243,3 +243,14 @@ def test_admin_sees_cost_and_progress(store: Store, tmp_path: Path) -> None:
     assert stats.progress["done"] == 1  # both experts judged the same (closest) item
     assert str(stats.cost_so_far) == "6.00" and str(stats.cost_per_judgment) == "3.00"
     assert str(stats.projected_cost_to_finish) == "18.00"  # 6 more judgments
+
+
+def test_an_invitation_to_an_unknown_project_is_refused(store: Store, tmp_path: Path) -> None:
+    from tutelage.workspace.accounts import invite
+    from tutelage.workspace.errors import WorkspaceError
+
+    world = make_world(store, tmp_path, pairs=1)
+    with pytest.raises(NotFound), store.session() as session:
+        invite(session, actor_id=world.admin.user_id, email="x@example.org", project_id=999)
+    with pytest.raises(WorkspaceError, match="e-mail"), store.session() as session:
+        invite(session, actor_id=world.admin.user_id, email="not-an-address")

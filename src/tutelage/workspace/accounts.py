@@ -17,7 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tutelage.store.tables import UserRow
+from tutelage.store.tables import ProjectRow, UserRow
 from tutelage.store.workspace_tables import (
     ApiTokenRow,
     InvitationRow,
@@ -217,6 +217,10 @@ def invite(
     """Return the token of a new invitation link (shown once)."""
     if role not in ROLES:
         raise WorkspaceError(f"role must be one of {', '.join(ROLES)}", code="bad_role")
+    if "@" not in email:
+        raise WorkspaceError(f"not an e-mail address: {email!r}", code="bad_email")
+    if project_id is not None and session.get(ProjectRow, project_id) is None:
+        raise NotFound(f"no project {project_id}")
     token = secrets.token_urlsafe(32)
     session.add(
         InvitationRow(

@@ -307,3 +307,25 @@ def test_a_red_team_prompt_enters_the_project_with_generated_answers(
         "?dlo-raey-3 a rof X gurd fo esoD #0",
         "?dlo-raey-3 a rof X gurd fo esoD #1",
     ]
+
+
+def test_a_submit_can_bring_the_next_item_in_the_same_round_trip(
+    store: Store, tmp_path: Path, client: TestClient
+) -> None:
+    world = make_world(store, tmp_path, pairs=2, overlap=1)
+    headers = token_for(world, 0)
+    view = client.post(f"/api/v1/projects/{world.project_id}/next", headers=headers).json()
+    body = {"kind": "comparison", "choice": "a"}
+    first = client.post(
+        f"/api/v1/assignments/{view['assignment_id']}/judgment?next=true",
+        json=body,
+        headers=headers,
+    ).json()
+    following = first["next"]
+    assert following["assignment_id"] != view["assignment_id"] and following["kind"] == "comparison"
+    last = client.post(
+        f"/api/v1/assignments/{following['assignment_id']}/judgment?next=true",
+        json=body,
+        headers=headers,
+    ).json()
+    assert last["next"] is None  # both items judged: nothing left

@@ -315,7 +315,7 @@ def test_a_refresh_keeps_the_item_and_a_failed_submit_keeps_the_answer(
         else:
             route.continue_()
 
-    page.route("**/judgment", fail_the_first_attempt)
+    page.route("**/judgment?next=true", fail_the_first_attempt)
     page.keyboard.press("1")
     page.keyboard.press("s")
     expect(page.locator("#task-error")).to_contain_text("not saved")

@@ -12,6 +12,7 @@ from tutelage.generation.backend import GenerationBackend
 from tutelage.store.tables import ProjectRow
 from tutelage.store.workspace_tables import MembershipRow
 from tutelage.web.deps import CurrentActor, DbSession, get_settings, get_store
+from tutelage.workspace.errors import WorkspaceError
 from tutelage.workspace.judging import submit_judgment
 from tutelage.workspace.membership import accept_nda
 from tutelage.workspace.policy import accepted_current_nda, membership, visible_project
@@ -94,10 +95,13 @@ def post_judgment(
     session: DbSession,
     actor: CurrentActor,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+    next: bool = False,
 ) -> dict[str, Any]:
     """Store a judgment; answered only once it is committed. Retries with the same
-    Idempotency-Key header get the first answer and store nothing. A red-team prompt gets
-    candidate answers afterwards when the server has a generation model."""
+    Idempotency-Key header get the first answer and store nothing. With ``?next=true`` the
+    answer also carries the expert's next item (leased in the same transaction) under
+    ``next`` (null when none is left), so the page moves on in one round trip. A red-team
+    prompt gets candidate answers afterwards when the server has a generation model."""
     receipt = submit_judgment(
         session,
         actor=actor,
@@ -111,6 +115,18 @@ def post_judgment(
         background.add_task(
             answer_redteam_prompts, get_store(request), project_id=project_id, backend=backend
         )
+    if next:
+        project_id = own_assignment(session, actor=actor, assignment_id=assignment_id).project_id
+        try:
+            following = next_task(session, actor=actor, project_id=project_id)
+        except WorkspaceError as exc:  # e.g. the qualification just failed: the page says so
+            return {
+                **receipt,
+                "next": None,
+                "next_error": {"error": exc.code, "message": exc.message},
+            }
+        view = None if following is None else task_view(session, assignment=following).as_json()
+        return {**receipt, "next": view}
     return receipt
 
 

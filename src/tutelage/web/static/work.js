@@ -906,8 +906,10 @@
     busy = true;
     submitButton.disabled = true;
     hideError();
+    let receipt;
     try {
-      await tutelage.api("/api/v1/assignments/" + task.assignment_id + "/judgment", {
+      // ?next=true: the answer carries the next item, so the page moves on in one round trip.
+      receipt = await tutelage.api("/api/v1/assignments/" + task.assignment_id + "/judgment?next=true", {
         method: "POST",
         body: body,
         idempotencyKey: idempotencyKey(task.assignment_id),
@@ -920,7 +922,25 @@
     }
     submitted = true;
     forget(task.assignment_id);
+    if (receipt && receipt.next_error) {
+      window.location.reload(); // a new NDA, or the qualification failed: the page says which
+      return;
+    }
+    if (receipt && "next" in receipt) {
+      moveTo(receipt.next);
+      return;
+    }
     await advance();
+  }
+
+  function moveTo(next) {
+    if (next === null) {
+      showDone();
+      return;
+    }
+    renderTask(next);
+    show(next);
+    window.scrollTo(0, 0);
   }
 
   async function advance() {
@@ -940,13 +960,7 @@
       showError(describe(err, "Saved, but the next item did not load") + " Press s to try again.");
       return;
     }
-    if (next === null) {
-      showDone();
-      return;
-    }
-    renderTask(next);
-    show(next);
-    window.scrollTo(0, 0);
+    moveTo(next);
   }
 
   function openSkip() {

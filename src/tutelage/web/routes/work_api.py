@@ -6,16 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Header, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from tutelage.generation.backend import GenerationBackend
-from tutelage.store.tables import ProjectRow
-from tutelage.store.workspace_tables import MembershipRow
 from tutelage.web.deps import CurrentActor, DbSession, get_settings, get_store
+from tutelage.workspace.directory import project_summary, visible_projects
 from tutelage.workspace.errors import WorkspaceError
 from tutelage.workspace.judging import submit_judgment
 from tutelage.workspace.membership import accept_nda
-from tutelage.workspace.policy import accepted_current_nda, membership, visible_project
+from tutelage.workspace.policy import visible_project
 from tutelage.workspace.queue import next_task, own_assignment, skip_task
 from tutelage.workspace.redteam import answer_redteam_prompts
 from tutelage.workspace.stats import expert_stats
@@ -25,42 +23,16 @@ from tutelage.workspace.views import task_view
 router = APIRouter(tags=["work"])
 
 
-def _project_summary(
-    session: DbSession, actor: CurrentActor, project: ProjectRow
-) -> dict[str, Any]:
-    member = membership(session, actor=actor, project_id=project.id)
-    return {
-        "id": project.id,
-        "name": project.name,
-        "domain": project.domain,
-        "instructions": project.instructions,
-        "rubric": project.rubric,
-        "task_kinds": project.task_kinds,
-        "rationale_required": project.rationale_required,
-        "nda_text": project.nda_text,
-        "nda_accepted": accepted_current_nda(session, actor=actor, project=project),
-        "qualification_required": project.qualification_pass_mark is not None,
-        "qualified": member is not None and member.qualified_at is not None,
-        "pay_rate_per_hour": str(project.pay_rate_per_hour),
-        "currency": project.currency,
-    }
-
-
 @router.get("/projects")
 def list_projects(session: DbSession, actor: CurrentActor) -> list[dict[str, Any]]:
     """The projects this person may see: all for admins, their own for everyone else."""
-    query = select(ProjectRow).order_by(ProjectRow.name)
-    if not actor.is_admin:
-        query = query.join(MembershipRow, MembershipRow.project_id == ProjectRow.id).where(
-            MembershipRow.user_id == actor.user_id
-        )
-    return [_project_summary(session, actor, project) for project in session.scalars(query)]
+    return visible_projects(session, actor=actor)
 
 
 @router.get("/projects/{project_id}")
 def get_project(project_id: int, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
     project = visible_project(session, actor=actor, project_id=project_id)
-    return _project_summary(session, actor, project)
+    return project_summary(session, actor=actor, project=project)
 
 
 @router.post("/projects/{project_id}/nda", status_code=204)

@@ -16,7 +16,7 @@ from tutelage.records import TaskKind
 from tutelage.store.workspace_tables import MembershipRow
 from tutelage.web.deps import CurrentActor, DbSession
 from tutelage.web.pages import render
-from tutelage.web.routes.work_api import list_projects
+from tutelage.workspace.directory import visible_projects
 from tutelage.workspace.errors import NeedsNda, NeedsQualification
 from tutelage.workspace.membership import accept_nda
 from tutelage.workspace.policy import accepted_current_nda, membership, visible_project
@@ -63,7 +63,7 @@ def projects_page(request: Request, session: DbSession, actor: CurrentActor) -> 
                 qualification_required=project["qualification_required"],
             ),
         }
-        for project in list_projects(session, actor)
+        for project in visible_projects(session, actor=actor)
     ]
     context = {"projects": projects, "page_keys": HOME_KEYS}
     return render(request, "projects.html", context, actor=actor)

@@ -329,3 +329,24 @@ def test_a_submit_can_bring_the_next_item_in_the_same_round_trip(
         headers=headers,
     ).json()
     assert last["next"] is None  # both items judged: nothing left
+
+
+def test_a_malformed_upload_names_its_line_and_stores_nothing(
+    store: Store, tmp_path: Path, client: TestClient
+) -> None:
+    world = make_world(store, tmp_path, pairs=1)
+    with store.session() as session:
+        headers = {
+            "Authorization": "Bearer " + create_api_token(session, user_id=world.admin.user_id)
+        }
+        before = session.scalar(select(func.count(ComparisonRow.id)))
+    bad = b'{"prompt": "q", "chosen": "a", "rejected": "b"}\n{"prompt":\n'
+    refused = client.post(
+        f"/api/v1/projects/{world.project_id}/imports",
+        files={"file": ("bad.jsonl", bad)},
+        headers=headers,
+    )
+    assert refused.status_code == 400
+    assert refused.json()["message"] == "nothing was imported: bad.jsonl:2: malformed JSON"
+    with store.session() as session:
+        assert session.scalar(select(func.count(ComparisonRow.id))) == before

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 
+from tutelage.formats import FormatError
 from tutelage.store import StoreError
 from tutelage.web.deps import SESSION_COOKIE, clear_session_cookie, get_settings, login_url
 from tutelage.web.headers import SECURITY_HEADERS
@@ -122,6 +123,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(WorkspaceError, _workspace_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StoreError, _store_error)
+    app.add_exception_handler(FormatError, _store_error)  # a file that cannot be read: 400
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -13,9 +13,10 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
-from tutelage.formats import FORMATS
+from tutelage.formats import FORMATS, FormatError
 from tutelage.interchange import export_project, import_file
 from tutelage.records import Project, TaskKind
+from tutelage.store import StoreError
 from tutelage.web.deps import (
     AdminActor,
     DbSession,
@@ -195,14 +196,19 @@ def post_import(
         path = Path(folder) / name
         with path.open("wb") as handle:
             shutil.copyfileobj(file.file, handle)
-        report = import_file(
-            store,
-            path=path,
-            project=name_of_project,
-            fmt=format or None,
-            source=source or None,
-            skip_invalid=skip_invalid,
-        )
+        try:
+            report = import_file(
+                store,
+                path=path,
+                project=name_of_project,
+                fmt=format or None,
+                source=source or None,
+                skip_invalid=skip_invalid,
+            )
+        except (FormatError, StoreError) as exc:
+            # Name the uploaded file, not the temporary folder it was saved in.
+            message = str(exc).replace(f"{folder}/", "")
+            raise WorkspaceError(f"nothing was imported: {message}", code="invalid_file") from exc
     return {
         "lines_read": report.lines_read,
         "stored": report.records_stored,

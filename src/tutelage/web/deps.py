@@ -10,8 +10,9 @@ sent automatically, so it needs none.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
 from urllib.parse import urlencode
 
 import anyio
@@ -34,9 +35,12 @@ __all__ = [
     "CSRF_HEADER",
     "FORM_CSRF_COOKIE",
     "SESSION_COOKIE",
+    "ActorWork",
     "AdminActor",
+    "Credentials",
     "CurrentActor",
     "DbSession",
+    "InTransaction",
     "ReviewerActor",
     "bearer_scheme",
     "check_form_csrf",
@@ -46,7 +50,9 @@ __all__ = [
     "form_csrf_token",
     "get_settings",
     "get_store",
+    "in_transaction",
     "login_url",
+    "request_credentials",
     "require_admin",
     "require_reviewer",
     "safe_next",
@@ -80,19 +86,23 @@ def get_settings(request: Request) -> ServerSettings:
     return settings
 
 
-async def _transaction_slot(request: Request) -> AsyncIterator[None]:
-    """Wait, in the event loop, for one of the store's transaction slots.
+def _transaction_slots(request: Request) -> anyio.CapacityLimiter:
+    """Return the app's limiter of transactions in flight (one per store slot).
 
-    Without this, requests would wait for the store inside worker threads: once every
-    thread waits (SQLite has one writer; PostgreSQL's pool is finite), the request that
-    holds the store needs a thread for its next step and none is free: a deadlock.
-    Waiting here holds no thread.
+    Requests wait for a slot in the event loop, not in a worker thread: if they waited in
+    threads, once every thread waits (SQLite has one writer; PostgreSQL's pool is finite)
+    the request that holds the store would need a thread for its next step and none would
+    be free: a deadlock. Waiting here holds no thread.
     """
     slots: anyio.CapacityLimiter | None = getattr(request.app.state, "transaction_slots", None)
     if slots is None:
         slots = anyio.CapacityLimiter(get_store(request).concurrent_transactions)
         request.app.state.transaction_slots = slots
-    async with slots:
+    return slots
+
+
+async def _transaction_slot(request: Request) -> AsyncIterator[None]:
+    async with _transaction_slots(request):
         yield
 
 
@@ -129,29 +139,87 @@ def _same(expected: str | None, submitted: str | None) -> bool:
     return secrets.compare_digest(expected.encode(), submitted.encode())
 
 
-def current_actor(
+@dataclass(frozen=True)
+class Credentials:
+    """What a request offers to say who it is: read from headers, checked against the store."""
+
+    bearer: str | None
+    cookie: str | None
+    csrf: str | None
+    changes_state: bool
+
+    def actor(self, session: Session) -> Actor:
+        """Return the signed-in actor; raise Unauthenticated (401) or, for CSRF, Forbidden."""
+        if self.bearer is not None:
+            return user_for_api_token(session, token=self.bearer)
+        if not self.cookie:
+            raise Unauthenticated("not signed in")
+        actor = user_for_web_session(session, token=self.cookie)
+        if self.changes_state and not _same(actor.csrf_token, self.csrf):
+            raise Forbidden(
+                f"missing or wrong CSRF token: send the {CSRF_FIELD} form field "
+                f"or the {CSRF_HEADER} header",
+                code="csrf",
+            )
+        return actor
+
+
+async def request_credentials(
     request: Request,
-    session: DbSession,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     cookie: Annotated[str | None, Depends(session_cookie_scheme)],
     submitted_csrf: Annotated[str | None, Depends(submitted_csrf_token)],
+) -> Credentials:
+    return Credentials(
+        bearer=None if bearer is None else bearer.credentials,
+        cookie=cookie,
+        csrf=submitted_csrf,
+        changes_state=request.method not in _SAFE_METHODS,
+    )
+
+
+def current_actor(
+    session: DbSession, credentials: Annotated[Credentials, Depends(request_credentials)]
 ) -> Actor:
     """Return the signed-in actor; raise Unauthenticated (401) or, for CSRF, Forbidden (403)."""
-    if bearer is not None:
-        return user_for_api_token(session, token=bearer.credentials)
-    if not cookie:
-        raise Unauthenticated("not signed in")
-    actor = user_for_web_session(session, token=cookie)
-    if request.method not in _SAFE_METHODS and not _same(actor.csrf_token, submitted_csrf):
-        raise Forbidden(
-            f"missing or wrong CSRF token: send the {CSRF_FIELD} form field "
-            f"or the {CSRF_HEADER} header",
-            code="csrf",
-        )
-    return actor
+    return credentials.actor(session)
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+_Result = TypeVar("_Result")
+
+
+@dataclass(frozen=True)
+class ActorWork:
+    """Run a function of (session, actor) for this request: one transaction, one thread.
+
+    The expert's hot paths (next task, submit) use this instead of `DbSession` and
+    `CurrentActor`, which FastAPI runs as separate steps in worker threads: a thread hop
+    each, which costs more than the SQL. Here the slot is awaited in the event loop, then
+    authentication, the work and the commit run in one worker thread, and the result
+    comes back only once committed.
+    """
+
+    request: Request
+    credentials: Credentials
+
+    async def __call__(self, work: Callable[[Session, Actor], _Result]) -> _Result:
+        async with _transaction_slots(self.request):
+            return await anyio.to_thread.run_sync(self._run, work)
+
+    def _run(self, work: Callable[[Session, Actor], _Result]) -> _Result:
+        with get_store(self.request).session() as session:
+            return work(session, self.credentials.actor(session))
+
+
+async def in_transaction(
+    request: Request, credentials: Annotated[Credentials, Depends(request_credentials)]
+) -> ActorWork:
+    return ActorWork(request, credentials)
+
+
+InTransaction = Annotated[ActorWork, Depends(in_transaction)]
 
 
 def require_admin(actor: CurrentActor) -> Actor:

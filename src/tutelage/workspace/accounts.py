@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from tutelage.store.tables import ProjectRow, UserRow
@@ -164,18 +164,29 @@ def start_web_session(session: Session, *, user: UserRow) -> tuple[str, str]:
     return token, csrf
 
 
+# Every request authenticates, so these statements are built once: building and keying a
+# statement costs SQLAlchemy more than SQLite takes to run it.
+_ACTOR_COLUMNS = (UserRow.id, UserRow.handle, UserRow.role, UserRow.expertise, UserRow.is_active)
+_BY_WEB_SESSION = (
+    select(*_ACTOR_COLUMNS, WebSessionRow.csrf_token, WebSessionRow.expires_at)
+    .join(WebSessionRow, WebSessionRow.user_id == UserRow.id)
+    .where(WebSessionRow.token_hash == bindparam("token_hash"))
+)
+_BY_API_TOKEN = (
+    select(*_ACTOR_COLUMNS)
+    .join(ApiTokenRow, ApiTokenRow.user_id == UserRow.id)
+    .where(ApiTokenRow.token_hash == bindparam("token_hash"), ApiTokenRow.revoked_at.is_(None))
+)
+
+
 def user_for_web_session(session: Session, *, token: str) -> Actor:
-    row = session.execute(
-        select(UserRow, WebSessionRow.csrf_token, WebSessionRow.expires_at)
-        .join(WebSessionRow, WebSessionRow.user_id == UserRow.id)
-        .where(WebSessionRow.token_hash == token_hash(token))
-    ).first()
+    row = session.execute(_BY_WEB_SESSION, {"token_hash": token_hash(token)}).first()
     if row is None:
         raise Unauthenticated("not signed in")
-    user, csrf, expires_at = row
-    if _aware(expires_at) < datetime.now(UTC) or not user.is_active:
+    user_id, handle, role, expertise, is_active, csrf, expires_at = row
+    if _aware(expires_at) < datetime.now(UTC) or not is_active:
         raise Unauthenticated("the session has expired: sign in again")
-    return _actor(user, csrf)
+    return Actor(user_id, handle, role, frozenset(expertise), csrf)
 
 
 def end_web_session(session: Session, *, token: str) -> None:
@@ -195,14 +206,10 @@ def create_api_token(session: Session, *, user_id: int, name: str = "") -> str:
 
 
 def user_for_api_token(session: Session, *, token: str) -> Actor:
-    row = session.execute(
-        select(UserRow, ApiTokenRow)
-        .join(ApiTokenRow, ApiTokenRow.user_id == UserRow.id)
-        .where(ApiTokenRow.token_hash == token_hash(token), ApiTokenRow.revoked_at.is_(None))
-    ).first()
-    if row is None or not row[0].is_active:
+    row = session.execute(_BY_API_TOKEN, {"token_hash": token_hash(token)}).first()
+    if row is None or not row.is_active:
         raise Unauthenticated("unknown or revoked API token")
-    return _actor(row[0])
+    return Actor(row.id, row.handle, row.role, frozenset(row.expertise))
 
 
 def invite(

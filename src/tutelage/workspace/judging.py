@@ -11,7 +11,7 @@ import string
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from tutelage.records import Message, Prompt
@@ -261,6 +261,19 @@ def _reclaim(session: Session, project: ProjectRow, item: ItemRow) -> None:
         raise Conflict("your time on this item ran out and others have judged it since")
 
 
+# Built once: every submit runs them (see accounts.py for why).
+_EARLIER_ANSWER = select(IdempotencyRow.user_id, IdempotencyRow.response).where(
+    IdempotencyRow.key == bindparam("key")
+)
+# The item row is not read again in this transaction, so the ORM need not update it.
+_JUDGED = (
+    update(ItemRow)
+    .where(ItemRow.id == bindparam("item_id"))
+    .values(judged=ItemRow.judged + 1, leased=ItemRow.leased - bindparam("freed"))
+    .execution_options(synchronize_session=False)
+)
+
+
 def submit_judgment(
     session: Session,
     *,
@@ -271,7 +284,7 @@ def submit_judgment(
 ) -> dict[str, Any]:
     """Store the judgment for one of the expert's assignments and return the receipt."""
     if idempotency_key is not None:
-        earlier = session.get(IdempotencyRow, idempotency_key)
+        earlier = session.execute(_EARLIER_ANSWER, {"key": idempotency_key}).first()
         if earlier is not None:
             if earlier.user_id != actor.user_id:
                 raise Conflict("that idempotency key was used by someone else")
@@ -302,10 +315,7 @@ def submit_judgment(
     assignment.judgment_id = ids[0] if ids else None
     assignment.correct = correct
     # Only task items hold counted slots; gold and qualification items are served to all.
-    freed = ItemRow.leased - 1 if item.purpose == "task" else ItemRow.leased
-    session.execute(
-        update(ItemRow).where(ItemRow.id == item.id).values(judged=ItemRow.judged + 1, leased=freed)
-    )
+    session.execute(_JUDGED, {"item_id": item.id, "freed": 1 if item.purpose == "task" else 0})
     if item.purpose == "qualification":
         session.flush()
         _score_qualification(session, project, actor.user_id)

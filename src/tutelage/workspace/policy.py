@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from tutelage.store.tables import ProjectRow
@@ -41,20 +41,46 @@ def require_reviewer(actor: Actor) -> None:
         raise Forbidden("only a reviewer or admin may do this")
 
 
-def membership(session: Session, *, actor: Actor, project_id: int) -> MembershipRow | None:
-    return session.scalar(
-        select(MembershipRow).where(
-            MembershipRow.project_id == project_id, MembershipRow.user_id == actor.user_id
-        )
+# Statements on every expert request are built once (see accounts.py for why).
+_MEMBERSHIP = select(MembershipRow).where(
+    MembershipRow.project_id == bindparam("project_id"),
+    MembershipRow.user_id == bindparam("user_id"),
+)
+_PROJECT_AND_MEMBERSHIP = (
+    select(ProjectRow, MembershipRow)
+    .outerjoin(
+        MembershipRow,
+        and_(
+            MembershipRow.project_id == ProjectRow.id,
+            MembershipRow.user_id == bindparam("user_id"),
+        ),
     )
+    .where(ProjectRow.id == bindparam("project_id"))
+)
+_NDA_ACCEPTED = select(NdaAcceptanceRow.id).where(
+    NdaAcceptanceRow.project_id == bindparam("project_id"),
+    NdaAcceptanceRow.user_id == bindparam("user_id"),
+    NdaAcceptanceRow.text_hash == bindparam("text_hash"),
+)
+
+
+def membership(session: Session, *, actor: Actor, project_id: int) -> MembershipRow | None:
+    return session.scalar(_MEMBERSHIP, {"project_id": project_id, "user_id": actor.user_id})
+
+
+def _project_and_membership(
+    session: Session, *, actor: Actor, project_id: int
+) -> tuple[ProjectRow | None, MembershipRow | None]:
+    row = session.execute(
+        _PROJECT_AND_MEMBERSHIP, {"project_id": project_id, "user_id": actor.user_id}
+    ).first()
+    return (None, None) if row is None else (row[0], row[1])
 
 
 def visible_project(session: Session, *, actor: Actor, project_id: int) -> ProjectRow:
     """Return the project if `actor` may see it: admins see all, others their own."""
-    project = session.get(ProjectRow, project_id)
-    if project is None or (
-        not actor.is_admin and membership(session, actor=actor, project_id=project_id) is None
-    ):
+    project, member = _project_and_membership(session, actor=actor, project_id=project_id)
+    if project is None or (not actor.is_admin and member is None):
         raise NotFound(f"no project {project_id}")
     return project
 
@@ -64,11 +90,12 @@ def accepted_current_nda(session: Session, *, actor: Actor, project: ProjectRow)
         return True
     return (
         session.scalar(
-            select(NdaAcceptanceRow.id).where(
-                NdaAcceptanceRow.project_id == project.id,
-                NdaAcceptanceRow.user_id == actor.user_id,
-                NdaAcceptanceRow.text_hash == nda_hash(project.nda_text),
-            )
+            _NDA_ACCEPTED,
+            {
+                "project_id": project.id,
+                "user_id": actor.user_id,
+                "text_hash": nda_hash(project.nda_text),
+            },
         )
         is not None
     )
@@ -79,8 +106,7 @@ def workable_project(
 ) -> tuple[ProjectRow, MembershipRow]:
     """Return the project and membership of an expert who may see items: member, NDA signed,
     and holding the expertise the project requires."""
-    project = session.get(ProjectRow, project_id)
-    member = membership(session, actor=actor, project_id=project_id)
+    project, member = _project_and_membership(session, actor=actor, project_id=project_id)
     if project is None or (member is None and not actor.is_admin):
         raise NotFound(f"no project {project_id}")
     if member is None:

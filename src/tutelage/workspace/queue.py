@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from tutelage.store.tables import ProjectRow
@@ -41,13 +41,7 @@ def _now() -> datetime:
 def expire_leases(session: Session, *, project_id: int, now: datetime | None = None) -> int:
     """Return leases past their time to the queue; returns how many expired."""
     now = now or _now()
-    expired = session.execute(
-        select(AssignmentRow.id, AssignmentRow.item_id).where(
-            AssignmentRow.project_id == project_id,
-            AssignmentRow.status == "leased",
-            AssignmentRow.expires_at < now,
-        )
-    ).all()
+    expired = session.execute(_EXPIRED, {"project_id": project_id, "now": now}).all()
     for assignment_id, item_id in expired:
         _release(session, assignment_id, item_id, status="expired", now=now)
     return len(expired)
@@ -63,37 +57,93 @@ def _release(
     reason: str | None = None,
 ) -> None:
     released = session.execute(
-        update(AssignmentRow)
-        .where(AssignmentRow.id == assignment_id, AssignmentRow.status == "leased")
-        .values(status=status, finished_at=now, skip_reason=reason)
+        _RELEASE,
+        {"assignment_id": assignment_id, "status": status, "now": now, "reason": reason},
     )
     if released.rowcount == 1:  # type: ignore[attr-defined]
-        session.execute(
-            update(ItemRow)
-            .where(ItemRow.id == item_id, ItemRow.leased > 0)
-            .values(leased=ItemRow.leased - 1)
-        )
+        session.execute(_UNLEASE, {"item_id": item_id})
 
 
 def held_assignment(session: Session, *, actor: Actor, project_id: int) -> AssignmentRow | None:
     """Return the unexpired lease the expert holds in this project, if any."""
     return session.scalar(
-        select(AssignmentRow)
-        .where(
-            AssignmentRow.project_id == project_id,
-            AssignmentRow.user_id == actor.user_id,
-            AssignmentRow.status == "leased",
-            AssignmentRow.expires_at >= _now(),
-        )
-        .order_by(AssignmentRow.id)
-        .limit(1)
+        _HELD, {"project_id": project_id, "user_id": actor.user_id, "now": _now()}
     )
 
 
-def _not_done_by(user_id: int) -> object:
-    return ~exists().where(
-        and_(AssignmentRow.item_id == ItemRow.id, AssignmentRow.user_id == user_id)
+# The statements of every next-task call are built once, with parameters: building and
+# keying a statement costs SQLAlchemy more than SQLite takes to run it.
+_EXPIRED = select(AssignmentRow.id, AssignmentRow.item_id).where(
+    AssignmentRow.project_id == bindparam("project_id"),
+    AssignmentRow.status == "leased",
+    AssignmentRow.expires_at < bindparam("now"),
+)
+_RELEASE = (
+    update(AssignmentRow)
+    .where(AssignmentRow.id == bindparam("assignment_id"), AssignmentRow.status == "leased")
+    .values(
+        status=bindparam("status"), finished_at=bindparam("now"), skip_reason=bindparam("reason")
     )
+)
+_UNLEASE = (
+    update(ItemRow)
+    .where(ItemRow.id == bindparam("item_id"), ItemRow.leased > 0)
+    .values(leased=ItemRow.leased - 1)
+)
+_HELD = (
+    select(AssignmentRow)
+    .where(
+        AssignmentRow.project_id == bindparam("project_id"),
+        AssignmentRow.user_id == bindparam("user_id"),
+        AssignmentRow.status == "leased",
+        AssignmentRow.expires_at >= bindparam("now"),
+    )
+    .order_by(AssignmentRow.id)
+    .limit(1)
+)
+_NOT_DONE_BY_USER = ~exists().where(
+    and_(AssignmentRow.item_id == ItemRow.id, AssignmentRow.user_id == bindparam("user_id"))
+)
+_KNOWN_ANSWER_ITEM = (
+    select(ItemRow)
+    .where(
+        ItemRow.project_id == bindparam("project_id"),
+        ItemRow.purpose == bindparam("purpose"),
+        _NOT_DONE_BY_USER,
+    )
+    .order_by(ItemRow.id)
+    .limit(1)
+)
+_OPEN_SLOTS = ItemRow.judged + ItemRow.leased
+_BEST_TASK_ITEM = (
+    select(ItemRow.id)
+    .where(
+        ItemRow.project_id == bindparam("project_id"),
+        ItemRow.purpose == "task",
+        ItemRow.kind.in_(bindparam("kinds", expanding=True)),
+        _OPEN_SLOTS < bindparam("overlap"),
+        ItemRow.expertise_tag.is_(None)
+        | ItemRow.expertise_tag.in_(bindparam("tags", expanding=True)),
+        _NOT_DONE_BY_USER,
+    )
+    .order_by(_OPEN_SLOTS.desc(), ItemRow.id)
+    .limit(1)
+)
+# PostgreSQL: first take the best item no other expert is claiming right now; only if
+# every open item is being claimed, wait for those claims and look again, so "nothing
+# left" is never said while an item still has a slot. One row is locked at a time, so
+# claims cannot deadlock. SQLite has one writer and ignores FOR UPDATE.
+_BEST_TASK_ITEM_CLAIMS = (
+    _BEST_TASK_ITEM.with_for_update(skip_locked=True),
+    _BEST_TASK_ITEM.with_for_update(),
+)
+# The claimed row is loaded afresh just after, so the ORM need not update it in memory.
+_CLAIM = (
+    update(ItemRow)
+    .where(ItemRow.id == bindparam("item_id"), _OPEN_SLOTS < bindparam("overlap"))
+    .values(leased=ItemRow.leased + 1)
+    .execution_options(synchronize_session=False)
+)
 
 
 def _lease(
@@ -124,48 +174,26 @@ def _known_answer_item(
     session: Session, *, actor: Actor, project: ProjectRow, purpose: str
 ) -> ItemRow | None:
     return session.scalar(
-        select(ItemRow)
-        .where(
-            ItemRow.project_id == project.id,
-            ItemRow.purpose == purpose,
-            _not_done_by(actor.user_id),  # type: ignore[arg-type]
-        )
-        .order_by(ItemRow.id)
-        .limit(1)
+        _KNOWN_ANSWER_ITEM,
+        {"project_id": project.id, "purpose": purpose, "user_id": actor.user_id},
     )
 
 
 def _claim_task_item(session: Session, *, actor: Actor, project: ProjectRow) -> ItemRow | None:
-    open_slots = ItemRow.judged + ItemRow.leased
-    tags = sorted(actor.expertise)
-    best = (
-        select(ItemRow.id)
-        .where(
-            ItemRow.project_id == project.id,
-            ItemRow.purpose == "task",
-            ItemRow.kind.in_(project.task_kinds),
-            open_slots < project.overlap,
-            ItemRow.expertise_tag.is_(None) | ItemRow.expertise_tag.in_(tags),
-            _not_done_by(actor.user_id),  # type: ignore[arg-type]
-        )
-        .order_by(open_slots.desc(), ItemRow.id)
-        .limit(1)
-    )
-    # PostgreSQL: first take the best item no other expert is claiming right now; only if
-    # every open item is being claimed, wait for those claims and look again, so "nothing
-    # left" is never said while an item still has a slot. One row is locked at a time, so
-    # claims cannot deadlock. SQLite has one writer and ignores FOR UPDATE.
-    for query in (best.with_for_update(skip_locked=True), best.with_for_update()):
-        item_id = session.scalar(query)
+    parameters = {
+        "project_id": project.id,
+        "kinds": list(project.task_kinds),
+        "overlap": project.overlap,
+        "tags": sorted(actor.expertise),
+        "user_id": actor.user_id,
+    }
+    for query in _BEST_TASK_ITEM_CLAIMS:
+        item_id = session.scalar(query, parameters)
         if item_id is None:
             continue
-        claimed = session.execute(
-            update(ItemRow)
-            .where(ItemRow.id == item_id, ItemRow.judged + ItemRow.leased < project.overlap)
-            .values(leased=ItemRow.leased + 1)
-        )
+        claimed = session.execute(_CLAIM, {"item_id": item_id, "overlap": project.overlap})
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
-            return session.get(ItemRow, item_id)
+            return session.get(ItemRow, item_id, populate_existing=True)
     return None
 
 

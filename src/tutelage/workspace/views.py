@@ -8,11 +8,11 @@ under the letters of this assignment's random order, and the project's rubric.
 from __future__ import annotations
 
 import string
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from tutelage.store.tables import CompletionRow, ProjectRow, PromptRow
@@ -49,9 +49,25 @@ class TaskView:
     expires_at: datetime
 
     def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["expires_at"] = self.expires_at.isoformat()
-        return data
+        # By hand rather than dataclasses.asdict, whose deep copy is a tenth of a next-task call.
+        return {
+            "assignment_id": self.assignment_id,
+            "project_id": self.project_id,
+            "kind": self.kind,
+            "instructions": self.instructions,
+            "rubric": self.rubric,
+            "rationale_required": self.rationale_required,
+            "conversation": [dict(vars(message)) for message in self.conversation],
+            "answers": [dict(vars(answer)) for answer in self.answers],
+            "expires_at": self.expires_at.isoformat(),
+        }
+
+
+# Built once: every next-task call shows a view (see accounts.py for why).
+_MESSAGES = select(PromptRow.messages).where(PromptRow.id == bindparam("prompt_id"))
+_TEXTS = select(CompletionRow.id, CompletionRow.text).where(
+    CompletionRow.id.in_(bindparam("ids", expanding=True))
+)
 
 
 def task_view(session: Session, *, assignment: AssignmentRow) -> TaskView:
@@ -60,7 +76,7 @@ def task_view(session: Session, *, assignment: AssignmentRow) -> TaskView:
     assert item is not None and project is not None
     conversation: list[MessageView] = []
     if item.prompt_id is not None:
-        messages = session.scalar(select(PromptRow.messages).where(PromptRow.id == item.prompt_id))
+        messages = session.scalar(_MESSAGES, {"prompt_id": item.prompt_id})
         for message in messages or []:
             # Users' and system turns are plain text; earlier assistant turns are model output.
             html = (
@@ -69,13 +85,7 @@ def task_view(session: Session, *, assignment: AssignmentRow) -> TaskView:
                 else render_plain(message["content"])
             )
             conversation.append(MessageView(message["role"], message["content"], str(html)))
-    texts = dict(
-        session.execute(
-            select(CompletionRow.id, CompletionRow.text).where(
-                CompletionRow.id.in_(assignment.shown_order)
-            )
-        ).all()
-    )
+    texts = dict(session.execute(_TEXTS, {"ids": list(assignment.shown_order)}).all())
     answers = [
         AnswerView(letter, texts[completion_id], str(render_markdown(texts[completion_id])))
         for letter, completion_id in zip(

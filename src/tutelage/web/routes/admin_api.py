@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse
-from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
@@ -19,13 +18,11 @@ from tutelage.records import Project, TaskKind
 from tutelage.store import StoreError
 from tutelage.web.deps import (
     AdminActor,
+    Credentials,
     DbSession,
-    bearer_scheme,
-    current_actor,
     get_store,
+    request_credentials,
     require_admin,
-    session_cookie_scheme,
-    submitted_csrf_token,
 )
 from tutelage.workspace.accounts import Actor, create_user
 from tutelage.workspace.audit import audit_entries
@@ -46,15 +43,12 @@ router = APIRouter(tags=["admin"])
 
 
 def _admin_outside_a_transaction(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    cookie: Annotated[str | None, Depends(session_cookie_scheme)],
-    submitted_csrf: Annotated[str | None, Depends(submitted_csrf_token)],
+    request: Request, credentials: Annotated[Credentials, Depends(request_credentials)]
 ) -> Actor:
     """Authenticate in a short transaction of its own, for routes that run long ones
     (import, export): SQLite allows one writer, so the request must not hold another."""
     with get_store(request).session() as session:
-        actor = current_actor(request, session, bearer, cookie, submitted_csrf)
+        actor = credentials.actor(session)
     return require_admin(actor)
 
 

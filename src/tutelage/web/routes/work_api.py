@@ -6,9 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Header, Request, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from tutelage.generation.backend import GenerationBackend
-from tutelage.web.deps import CurrentActor, DbSession, get_settings, get_store
+from tutelage.web.deps import CurrentActor, DbSession, InTransaction, get_settings, get_store
+from tutelage.workspace.accounts import Actor
 from tutelage.workspace.directory import project_summary, visible_projects
 from tutelage.workspace.errors import WorkspaceError
 from tutelage.workspace.judging import submit_judgment
@@ -42,14 +44,15 @@ def accept_project_nda(project_id: int, session: DbSession, actor: CurrentActor)
 
 
 @router.post("/projects/{project_id}/next", response_model=None)
-def lease_next_task(
-    project_id: int, session: DbSession, actor: CurrentActor
-) -> dict[str, Any] | Response:
+async def lease_next_task(project_id: int, work: InTransaction) -> dict[str, Any] | Response:
     """Lease the next item to judge (the same one again if one is held); 204 when none is left."""
-    assignment = next_task(session, actor=actor, project_id=project_id)
-    if assignment is None:
-        return Response(status_code=204)
-    return task_view(session, assignment=assignment).as_json()
+
+    def lease(session: Session, actor: Actor) -> dict[str, Any] | None:
+        assignment = next_task(session, actor=actor, project_id=project_id)
+        return None if assignment is None else task_view(session, assignment=assignment).as_json()
+
+    view = await work(lease)
+    return Response(status_code=204) if view is None else view
 
 
 @router.get("/assignments/{assignment_id}")
@@ -59,13 +62,12 @@ def get_assignment(assignment_id: int, session: DbSession, actor: CurrentActor) 
 
 
 @router.post("/assignments/{assignment_id}/judgment", status_code=201)
-def post_judgment(
+async def post_judgment(
     assignment_id: int,
     submission: Annotated[Submission, Body()],
     request: Request,
     background: BackgroundTasks,
-    session: DbSession,
-    actor: CurrentActor,
+    work: InTransaction,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
     next: bool = False,
 ) -> dict[str, Any]:
@@ -74,32 +76,33 @@ def post_judgment(
     answer also carries the expert's next item (leased in the same transaction) under
     ``next`` (null when none is left), so the page moves on in one round trip. A red-team
     prompt gets candidate answers afterwards when the server has a generation model."""
-    receipt = submit_judgment(
-        session,
-        actor=actor,
-        assignment_id=assignment_id,
-        submission=submission,
-        idempotency_key=idempotency_key,
-    )
-    backend = generation_backend(request)
-    if submission.kind == "redteam" and backend is not None:
-        project_id = own_assignment(session, actor=actor, assignment_id=assignment_id).project_id
-        background.add_task(
-            answer_redteam_prompts, get_store(request), project_id=project_id, backend=backend
+
+    def judge(session: Session, actor: Actor) -> tuple[dict[str, Any], int]:
+        receipt = submit_judgment(
+            session,
+            actor=actor,
+            assignment_id=assignment_id,
+            submission=submission,
+            idempotency_key=idempotency_key,
         )
-    if next:
         project_id = own_assignment(session, actor=actor, assignment_id=assignment_id).project_id
+        if not next:
+            return receipt, project_id
         try:
             following = next_task(session, actor=actor, project_id=project_id)
         except WorkspaceError as exc:  # e.g. the qualification just failed: the page says so
-            return {
-                **receipt,
-                "next": None,
-                "next_error": {"error": exc.code, "message": exc.message},
-            }
+            error = {"error": exc.code, "message": exc.message}
+            return {**receipt, "next": None, "next_error": error}, project_id
         view = None if following is None else task_view(session, assignment=following).as_json()
-        return {**receipt, "next": view}
-    return receipt
+        return {**receipt, "next": view}, project_id
+
+    answer, project_id = await work(judge)
+    backend = generation_backend(request)
+    if submission.kind == "redteam" and backend is not None:
+        background.add_task(
+            answer_redteam_prompts, get_store(request), project_id=project_id, backend=backend
+        )
+    return answer
 
 
 def generation_backend(request: Request) -> GenerationBackend | None:

@@ -1,9 +1,10 @@
 """The expert workspace under load: simulated experts against the real server, vs Label Studio.
 
 For each level C of concurrent experts (default 1, 16, 64) the benchmark serves a fresh
-store from a uvicorn subprocess on 127.0.0.1 (one process, as Label Studio's community
-edition runs) and lets C experts, each with their own API token, loop next task ->
-submit comparison through the JSON API for a bounded time. It prints throughput,
+store from a uvicorn subprocess on 127.0.0.1 and lets C experts, each with their own API
+token and connection, loop next task -> submit comparison through the JSON API for a
+bounded time. Each level runs against one server process (as Label Studio's community
+edition runs) and then against `tutelage serve --workers 2` (`--workers` picks). It prints throughput,
 p50/p95/p99 latency of both calls, errors, and then checks the stored rows: judgments
 stored against those acknowledged, and items leased to more experts than the project's
 overlap. Last it times the TRL export of a store holding 50,000 expert judgments.
@@ -17,9 +18,9 @@ from next counts apart, as "no task") and calls that timed out. Client and serve
 on the same machine and share its cores.
 
     .venv/bin/python benchmarks/workspace_load.py [--levels 1 16 64] [--seconds 20]
-        [--overlap 1] [--no-postgres] [--postgres URL] [--profile server.prof]
+        [--workers 1 2] [--overlap 1] [--no-postgres] [--postgres URL] [--profile server.prof]
 
-`--profile DIR/NAME.prof` runs each server under cProfile (every thread), writes one file
+`--profile DIR/NAME.prof` runs each one-process server under cProfile (every thread), writes one file
 per server (DIR/NAME-sqlite-c16.prof, ...) and prints the functions that take longest.
 """
 
@@ -45,6 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -358,6 +360,15 @@ SERVER = """
 import cProfile, faulthandler, signal, sys, threading, time
 faulthandler.register(signal.SIGUSR1, all_threads=True)
 url, port, profile_path, clock = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+workers = int(sys.argv[5])
+if workers > 1:  # as `tutelage serve --workers N` runs them
+    import os, uvicorn
+    os.environ["TUTELAGE_DB"] = url
+    uvicorn.run(
+        "tutelage.web.app:app_from_environment", factory=True, workers=workers,
+        host="127.0.0.1", port=port, log_level="warning",
+    )
+    sys.exit()
 profiles = []
 if profile_path:
     timer = time.thread_time if clock == "cpu" else time.perf_counter
@@ -395,14 +406,23 @@ def _free_port() -> int:
 class Server:
     """The workspace served from a subprocess; `cpu_seconds` reads its CPU time so far."""
 
-    def __init__(self, url: str, log: Path, profile: Path | None, clock: str) -> None:
+    def __init__(self, url: str, log: Path, profile: Path | None, clock: str, workers: int) -> None:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.profile = profile
         with log.open("wb") as handle:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", SERVER, url, str(self.port), str(profile or ""), clock],
+                [
+                    sys.executable,
+                    "-c",
+                    SERVER,
+                    url,
+                    str(self.port),
+                    str(profile or ""),
+                    clock,
+                    str(workers),
+                ],
                 stdout=handle,
                 stderr=subprocess.STDOUT,
             )
@@ -442,8 +462,16 @@ class Server:
         return places
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time so far of the server and its worker processes."""
+        ticks = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if stat.parent.name == str(self.process.pid) or fields[1] == str(self.process.pid):
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         # A second SIGINT makes uvicorn stop waiting for requests still in flight.
@@ -462,9 +490,9 @@ class Server:
 
 @contextmanager
 def serving(
-    url: str, token: str, folder: Path, profile: Path | None, clock: str
+    url: str, token: str, folder: Path, profile: Path | None, clock: str, workers: int = 1
 ) -> Iterator[Server]:
-    server = Server(url, folder / "server.log", profile, clock)
+    server = Server(url, folder / "server.log", profile, clock, workers)
     try:
         server.wait_ready(token)
         yield server
@@ -487,27 +515,28 @@ class Calls:
 
 
 async def expert(
-    client: httpx.AsyncClient, project_id: int, deadline: float, calls: Calls, seed: int
+    client: aiohttp.ClientSession, project_id: int, deadline: float, calls: Calls, seed: int
 ) -> None:
     """Loop next -> submit until the deadline; a started cycle is finished."""
     rng = random.Random(seed)
     while time.perf_counter() < deadline:
         started = time.perf_counter()
         try:
-            answer = await client.post(f"/api/v1/projects/{project_id}/next")
-        except httpx.HTTPError as exc:
+            async with client.post(f"/api/v1/projects/{project_id}/next") as answer:
+                status = answer.status
+                view = await answer.json() if status == 200 else None
+        except (aiohttp.ClientError, TimeoutError) as exc:
             calls.errors[f"next: {type(exc).__name__}"] += 1
             continue
         calls.next_ms.append((time.perf_counter() - started) * 1000)
-        if answer.status_code == 204:
+        if status == 204:
             calls.no_task += 1
             await asyncio.sleep(0.05)
             continue
-        if answer.status_code != 200:
-            calls.errors[f"next: HTTP {answer.status_code}"] += 1
+        if view is None:
+            calls.errors[f"next: HTTP {status}"] += 1
             await asyncio.sleep(0.01)
             continue
-        assignment = answer.json()["assignment_id"]
         body = {"kind": "comparison", "choice": rng.choice("ab"), "active_seconds": 1.0}
         key = uuid.uuid4().hex
         # A submit whose answer was lost is sent once more with the same key, as the
@@ -515,19 +544,21 @@ async def expert(
         for attempt in ("", " (sent again)"):
             started = time.perf_counter()
             try:
-                answer = await client.post(
-                    f"/api/v1/assignments/{assignment}/judgment",
+                async with client.post(
+                    f"/api/v1/assignments/{view['assignment_id']}/judgment",
                     json=body,
                     headers={"Idempotency-Key": key},
-                )
-            except httpx.HTTPError as exc:
+                ) as answer:
+                    status = answer.status
+                    await answer.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 calls.errors[f"submit{attempt}: {type(exc).__name__}"] += 1
                 continue
             calls.submit_ms.append((time.perf_counter() - started) * 1000)
-            if answer.status_code == 201:
+            if status == 201:
                 calls.acknowledged += 1
             else:
-                calls.errors[f"submit{attempt}: HTTP {answer.status_code}"] += 1
+                calls.errors[f"submit{attempt}: HTTP {status}"] += 1
             break
 
 
@@ -539,14 +570,19 @@ async def drive(
     timeout: float,
     on_tick: Callable[[float, int], None],
 ) -> tuple[Calls, float]:
-    """Run len(tokens) experts for `seconds`; return their calls and the wall time taken."""
+    """Run len(tokens) experts for `seconds`; return their calls and the wall time taken.
+
+    Each expert has their own connection. The client is aiohttp, whose cost per call is
+    a fraction of httpx's: client and server share this machine's cores, and the figures
+    should measure the server.
+    """
     calls = Calls()
     clients = [
-        httpx.AsyncClient(
+        aiohttp.ClientSession(
             base_url=base_url,
             headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=1),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            connector=aiohttp.TCPConnector(limit=1),
         )
         for token in tokens
     ]
@@ -563,7 +599,7 @@ async def drive(
     for task in experts:
         task.result()
     for client in clients:
-        await client.aclose()
+        await client.close()
     return calls, elapsed
 
 
@@ -646,6 +682,7 @@ def check_store(url: str, project_id: int, overlap: int) -> StoreCheck:
 @dataclass
 class Level:
     experts: int
+    workers: int
     seconds: float
     calls: Calls
     check: StoreCheck
@@ -732,8 +769,11 @@ def run_backend(
         f"{len(template.expert_tokens)} experts ready in {time.perf_counter() - started:.0f} s"
     )
     try:
-        for experts in args.levels:
-            result.levels.append(run_level(stores, template, experts, args, folder, console))
+        for workers in args.workers:
+            for experts in args.levels:
+                result.levels.append(
+                    run_level(stores, template, experts, workers, args, folder, console)
+                )
         if args.export_rows:
             result.export = run_export(stores, template, args, folder, console)
     finally:
@@ -745,14 +785,18 @@ def run_level(
     stores: SqliteStores | PostgresStores,
     template: Template,
     experts: int,
+    workers: int,
     args: argparse.Namespace,
     folder: Path,
     console: Console,
 ) -> Level:
     url = stores.copy(template.url, f"c{experts}")
-    profile = profile_path(args.profile, stores, f"c{experts}")
+    profile = profile_path(args.profile, stores, f"c{experts}") if workers == 1 else None
+    name = f"{stores.name}, {processes(workers)}"
     try:
-        with serving(url, template.expert_tokens[0], folder, profile, args.profile_clock) as server:
+        with serving(
+            url, template.expert_tokens[0], folder, profile, args.profile_clock, workers
+        ) as server:
             server_cpu = server.cpu_seconds()
             client_cpu = time.process_time()
             with Progress(
@@ -762,15 +806,13 @@ def run_level(
                 console=console,
                 transient=True,
             ) as progress:
-                bar = progress.add_task(f"{stores.name}, {experts} experts", total=args.seconds)
+                bar = progress.add_task(f"{name}, {experts} experts", total=args.seconds)
 
                 def tick(elapsed: float, acknowledged: int) -> None:
                     progress.update(
                         bar,
                         completed=min(elapsed, args.seconds),
-                        description=(
-                            f"{stores.name}, {experts} experts: {acknowledged:,} judgments"
-                        ),
+                        description=f"{name}, {experts} experts: {acknowledged:,} judgments",
                     )
 
                 calls, seconds = asyncio.run(
@@ -786,17 +828,18 @@ def run_level(
             client_cpu = time.process_time() - client_cpu
             server_cpu = server.cpu_seconds() - server_cpu
             if any("Timeout" in error for error in calls.errors):
-                console.log(f"{stores.name}, {experts} experts: calls timed out; server threads:")
+                console.log(f"{name}, {experts} experts: calls timed out; server threads:")
                 for place, count in server.where_threads_wait().most_common(8):
                     console.log(f"  {count:>3} in {place}")
         check = check_store(url, template.project_id, args.overlap)
     finally:
         stores.drop(url)
-    level = Level(experts, seconds, calls, check, server_cpu, client_cpu)
+    level = Level(experts, workers, seconds, calls, check, server_cpu, client_cpu)
     console.log(
-        f"{stores.name}, {experts} experts: {level.per_second:,.1f} judgments/s, "
-        f"{level.errors} errors, server CPU {server_cpu / seconds:.0%} and client CPU "
-        f"{client_cpu / seconds:.0%} of one core"
+        f"{name}, {experts} experts: {level.per_second:,.1f} judgments/s, "
+        f"{level.errors} errors, server CPU {server_cpu / seconds:.0%} "
+        f"({server_cpu / max(calls.acknowledged, 1) * 1000:.1f} ms a judgment) and client "
+        f"CPU {client_cpu / seconds:.0%} of one core"
     )
     if profile is not None:
         show_profile(profile, console)
@@ -836,6 +879,10 @@ def run_export(
 # --- output --------------------------------------------------------------------------
 
 
+def processes(workers: int) -> str:
+    return "one process" if workers == 1 else f"{workers} worker processes"
+
+
 def milliseconds(value: float) -> str:
     if math.isnan(value):
         return "-"
@@ -870,6 +917,7 @@ def results_table(result: BackendResult, args: argparse.Namespace) -> Table:
         f"{args.seconds:.0f} s per level"
     )
     columns = (
+        "server processes",
         "experts",
         "judgments/s",
         "next ms p50 / p95 / p99",
@@ -886,6 +934,7 @@ def results_table(result: BackendResult, args: argparse.Namespace) -> Table:
         check = level.check
         over = check.over_assigned + check.over_judged
         table.add_row(
+            str(level.workers),
             str(level.experts),
             f"{level.per_second:,.1f}",
             latency(level.calls.next_ms),
@@ -906,7 +955,7 @@ def comparison_lines(result: BackendResult) -> list[str]:
         next_p99 = percentile(level.calls.next_ms, 99)
         submit_p99 = percentile(level.calls.submit_ms, 99)
         check = level.check
-        parts = [f"{level.experts:>3} experts:"]
+        parts = [f"{processes(level.workers)}, {level.experts:>3} experts:"]
         peer = LABEL_STUDIO.get(level.experts)
         if peer is not None:
             parts.append(
@@ -999,6 +1048,14 @@ def main() -> None:
         "--levels", type=int, nargs="*", default=[1, 16, 64], help="none: the export only"
     )
     parser.add_argument("--seconds", type=float, default=20, help="load time per level")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="server processes to measure (as `tutelage serve --workers N`); 1 is how "
+        "Label Studio was measured",
+    )
     parser.add_argument("--overlap", type=int, default=1, help="experts per item")
     parser.add_argument("--items", type=int, default=10_000, help="prompts (one pair each)")
     parser.add_argument("--export-rows", type=int, default=50_000, help="0 skips the export")
@@ -1020,8 +1077,8 @@ def main() -> None:
     if not console.is_terminal:
         console = Console(width=150)  # tables stay readable when the output is saved
     console.log(
-        f"{os.cpu_count()} cores shared by the server (one uvicorn process) and the client "
-        f"(one asyncio process); figures include the client's share"
+        f"{os.cpu_count()} cores shared by the server (uvicorn: one process, then "
+        f"`--workers N`) and the client (one asyncio process, aiohttp)"
     )
     results = []
     with tempfile.TemporaryDirectory(prefix="tutelage-bench-") as tmp:

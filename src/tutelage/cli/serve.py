@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -16,6 +17,14 @@ def serve_command(
         str, typer.Option(help="Address to listen on; 0.0.0.0 for every interface.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes. One suits most teams; more use more cores. With SQLite "
+            "they take turns to write, so extra workers pay off when cores are free.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the expert workspace (pages and the JSON API under /api/v1)."""
     # Imported here so that other commands work without the server extras installed.
@@ -33,6 +42,17 @@ def serve_command(
             "put the server behind HTTPS and set it",
             err=True,
         )
+    if workers > 1:
+        store.close()  # each worker opens its own, from the settings passed down here
+        os.environ["TUTELAGE_DB"] = settings.db
+        uvicorn.run(
+            "tutelage.web.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+        )
+        return
     try:
         uvicorn.run(create_app(store, settings), host=host, port=port)
     finally:

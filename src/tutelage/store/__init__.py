@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
+
+try:  # advisory file locks; absent on Windows, where one process per store is the rule
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -74,9 +81,48 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
             f"the store at {shown} is at schema revision {revision}, this version of "
             f"tutelage needs {head}: run `tutelage db upgrade --db URL`"
         )
-    writer: AbstractContextManager[object] = (
-        # A plain Lock, not an RLock: web frameworks may enter and leave a request's
-        # session in different threads, and only a Lock may be released by another thread.
-        threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
-    )
+    writer: AbstractContextManager[object] = nullcontext()
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        on_disk = database and database != ":memory:" and not database.startswith("file::memory:")
+        writer = SqliteWriterLock(Path(f"{database}.writer-lock") if on_disk else None)
     return Store(url=shown, engine=engine, _writer=writer)
+
+
+class SqliteWriterLock:
+    """One writer at a time across the threads and processes using one SQLite file.
+
+    SQLite allows one writer and makes the others retry on a sleeping busy handler, which
+    adds tens of milliseconds under load. Waiting in turn on a lock instead costs
+    microseconds: a thread lock within the process, then an advisory file lock (flock)
+    beside the database between processes (several server workers, a CLI import while the
+    server runs). A plain Lock, not an RLock: web frameworks may enter and leave a
+    request's session in different threads, and only a Lock may be released by another.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._threads = threading.Lock()
+        self._path = path
+        self._file: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        if self._path is None or fcntl is None:
+            return
+        try:
+            # A forked child shares its parent's open file and so its flock: open our own.
+            if self._file is None or self._pid != os.getpid():
+                self._file = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if self._file is not None and fcntl is not None:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tutelage import __version__
-from tutelage.store import Store
+from tutelage.store import Store, open_store
 from tutelage.web.errors import install_error_handlers
 from tutelage.web.headers import SecurityHeadersMiddleware
 from tutelage.web.pages import STATIC_DIR
@@ -20,14 +23,27 @@ from tutelage.web.routes import (
 )
 from tutelage.web.settings import ServerSettings
 
-__all__ = ["API_PREFIX", "create_app"]
+__all__ = ["API_PREFIX", "app_from_environment", "create_app"]
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(store: Store, settings: ServerSettings | None = None) -> FastAPI:
-    """Return the app serving `store`; the caller opens and closes the store."""
+def create_app(
+    store: Store, settings: ServerSettings | None = None, *, close_store: bool = False
+) -> FastAPI:
+    """Return the app serving `store`; the caller opens the store, and closes it unless
+    `close_store`, when the app does so as it shuts down."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if close_store:
+                store.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="tutelage",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
@@ -48,3 +64,10 @@ def create_app(store: Store, settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(work_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """Return an app for the store its ``TUTELAGE_*`` settings name: what each worker
+    process of `tutelage serve --workers N` runs."""
+    settings = ServerSettings()
+    return create_app(open_store(settings.db, migrate=False), settings, close_store=True)

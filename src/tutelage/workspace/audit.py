@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from tutelage.store.tables import Base
 from tutelage.store.workspace_tables import AuditRow
 
 __all__ = ["audit_entries", "record"]
+
+
+# A plain INSERT, built once: every judgment writes an entry.
+_APPEND = insert(Base.metadata.tables[AuditRow.__tablename__])
 
 
 def record(
@@ -22,14 +28,16 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Append one entry; it commits (or not) with the change it describes."""
-    session.add(
-        AuditRow(
-            actor_id=actor_id,
-            action=action,
-            project_id=project_id,
-            target=target,
-            details=details or {},
-        )
+    session.execute(
+        _APPEND,
+        {
+            "at": datetime.now(UTC),
+            "actor_id": actor_id,
+            "action": action,
+            "project_id": project_id,
+            "target": target,
+            "details": details or {},
+        },
     )
 
 

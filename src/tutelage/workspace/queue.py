@@ -121,7 +121,7 @@ _BEST_TASK_ITEM = (
         ItemRow.project_id == bindparam("project_id"),
         ItemRow.purpose == "task",
         ItemRow.kind.in_(bindparam("kinds", expanding=True)),
-        _OPEN_SLOTS < bindparam("overlap"),
+        bindparam("overlap") > _OPEN_SLOTS,
         ItemRow.expertise_tag.is_(None)
         | ItemRow.expertise_tag.in_(bindparam("tags", expanding=True)),
         _NOT_DONE_BY_USER,
@@ -140,7 +140,7 @@ _BEST_TASK_ITEM_CLAIMS = (
 # The claimed row is loaded afresh just after, so the ORM need not update it in memory.
 _CLAIM = (
     update(ItemRow)
-    .where(ItemRow.id == bindparam("item_id"), _OPEN_SLOTS < bindparam("overlap"))
+    .where(ItemRow.id == bindparam("item_id"), bindparam("overlap") > _OPEN_SLOTS)
     .values(leased=ItemRow.leased + 1)
     .execution_options(synchronize_session=False)
 )

@@ -1,0 +1,115 @@
+"""`tutelage serve --workers 2`: several processes share one SQLite store without losing
+or doubling work, and every write waits its turn instead of failing as "locked"."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+
+from tutelage.store import open_store
+from tutelage.store.tables import ComparisonRow
+from tutelage.store.workspace_tables import AssignmentRow
+from tutelage.workspace.accounts import create_api_token
+from workspace_fixtures import make_world
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"{base}/login", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"the server did not come up:\n{log.read_text()}")
+
+
+async def _work(base: str, token: str, project_id: int) -> int:
+    """Judge until the queue is empty; return how many submits were acknowledged."""
+    acknowledged = 0
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
+        while True:
+            lease = await client.post(f"/api/v1/projects/{project_id}/next")
+            if lease.status_code == 204:
+                return acknowledged
+            assert lease.status_code == 200, lease.text
+            view = lease.json()
+            answer = await client.post(
+                f"/api/v1/assignments/{view['assignment_id']}/judgment",
+                json={"kind": "comparison", "choice": "a", "active_seconds": 2.0},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
+            assert answer.status_code == 201, answer.text
+            acknowledged += 1
+
+
+def test_two_worker_processes_share_one_sqlite_store(tmp_path: Path) -> None:
+    database = tmp_path / "served.db"
+    store = open_store(f"sqlite:///{database}")
+    world = make_world(store, tmp_path, pairs=40, experts=4, overlap=2)
+    with store.session() as session:
+        tokens = [create_api_token(session, user_id=e.user_id) for e in world.experts]
+    store.close()
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "tutelage", "serve", "--db", f"sqlite:///{database}"]
+    command += ["--port", str(port), "--workers", "2"]
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=os.environ)
+    try:
+        _wait_until_up(base, server, log)
+
+        async def everyone() -> list[int]:
+            return await asyncio.gather(*(_work(base, t, world.project_id) for t in tokens))
+
+        results = asyncio.run(everyone())
+        # Both processes answered: uvicorn starts a supervisor and two workers.
+        workers = subprocess.run(
+            ["pgrep", "-P", str(server.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(workers) >= 2
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    assert "database is locked" not in log.read_text()
+
+    acknowledged = sum(results)
+    assert acknowledged == 40 * 2  # every item judged by two experts, no more, no fewer
+    store = open_store(f"sqlite:///{database}")
+    try:
+        with store.session() as session:
+            stored = session.scalar(
+                select(func.count(ComparisonRow.id)).where(ComparisonRow.expert_id.is_not(None))
+            )
+            per_item = session.execute(
+                select(AssignmentRow.item_id, func.count(AssignmentRow.id))
+                .where(AssignmentRow.status == "submitted")
+                .group_by(AssignmentRow.item_id)
+            ).all()
+    finally:
+        store.close()
+    assert stored == acknowledged
+    assert {count for _, count in per_item} == {2}

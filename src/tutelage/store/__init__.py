@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,25 +25,98 @@ from tutelage.store.migrate import current_revision, head_revision, upgrade
 __all__ = ["Store", "StoreError", "normalise_url", "open_store"]
 
 
+class WriterLock:
+    """Taken around every transaction; the default lets any number run at once."""
+
+    def acquire(self, blocking: bool = True) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+NO_WRITER_LOCK = WriterLock()
+
+
+class SqliteWriterLock(WriterLock):
+    """One writer at a time across the threads and processes using one SQLite file.
+
+    SQLite allows one writer and makes the others retry on a sleeping busy handler, which
+    adds tens of milliseconds under load. Waiting in turn on a lock instead costs
+    microseconds: a thread lock within the process, then an advisory file lock (flock)
+    beside the database between processes (several server workers, a CLI import while the
+    server runs). A plain Lock, not an RLock: web frameworks may enter and leave a
+    request's session in different threads, and only a Lock may be released by another.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._threads = threading.Lock()
+        self._path = path
+        self._file: int | None = None
+        self._pid = 0
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if not self._threads.acquire(blocking):
+            return False
+        if self._path is None or fcntl is None:
+            return True
+        try:
+            # A forked child shares its parent's open file and so its flock: open our own.
+            if self._file is None or self._pid != os.getpid():
+                self._file = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            fcntl.flock(self._file, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._threads.release()
+            return False
+        except BaseException:
+            self._threads.release()
+            raise
+        return True
+
+    def release(self) -> None:
+        try:
+            if self._file is not None and fcntl is not None:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
 @dataclass(frozen=True)
 class Store:
     """An open store: its URL and engine. Sessions come from `session()`."""
 
     url: str
     engine: Engine
-    # SQLite has one writer at a time. Threads of this process queue on a lock rather
+    # SQLite has one writer at a time. Threads and processes queue on a lock rather
     # than on SQLite's busy handler, whose sleep-and-retry adds tens of milliseconds.
-    _writer: AbstractContextManager[object] = field(default_factory=nullcontext)
+    _writer: WriterLock = field(default_factory=lambda: NO_WRITER_LOCK)
+
+    def session(self) -> AbstractContextManager[Session]:
+        """Yield a session in one transaction: committed on success, rolled back on error."""
+        self._writer.acquire()
+        return self._session_holding_writer()
+
+    def session_if_free(self) -> AbstractContextManager[Session] | None:
+        """Return `session()` if it can start at once, or None while another transaction
+        holds SQLite's writer: for callers that must not wait, such as an event loop."""
+        if not self._writer.acquire(blocking=False):
+            return None
+        return self._session_holding_writer()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """Yield a session in one transaction: committed on success, rolled back on error."""
-        with (
-            self._writer,
-            Session(self.engine, expire_on_commit=False) as session,
-            session.begin(),
-        ):
-            yield session
+    def _session_holding_writer(self) -> Iterator[Session]:
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        finally:
+            self._writer.release()
+
+    @property
+    def is_local(self) -> bool:
+        """True for SQLite: statements run in this process, in microseconds, with no
+        network wait, so a caller may run a short transaction without a thread."""
+        return self.engine.dialect.name == "sqlite"
 
     @property
     def concurrent_transactions(self) -> int:
@@ -81,48 +154,9 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
             f"the store at {shown} is at schema revision {revision}, this version of "
             f"tutelage needs {head}: run `tutelage db upgrade --db URL`"
         )
-    writer: AbstractContextManager[object] = nullcontext()
+    writer: WriterLock = NO_WRITER_LOCK
     if engine.dialect.name == "sqlite":
         database = engine.url.database
         on_disk = database and database != ":memory:" and not database.startswith("file::memory:")
         writer = SqliteWriterLock(Path(f"{database}.writer-lock") if on_disk else None)
     return Store(url=shown, engine=engine, _writer=writer)
-
-
-class SqliteWriterLock:
-    """One writer at a time across the threads and processes using one SQLite file.
-
-    SQLite allows one writer and makes the others retry on a sleeping busy handler, which
-    adds tens of milliseconds under load. Waiting in turn on a lock instead costs
-    microseconds: a thread lock within the process, then an advisory file lock (flock)
-    beside the database between processes (several server workers, a CLI import while the
-    server runs). A plain Lock, not an RLock: web frameworks may enter and leave a
-    request's session in different threads, and only a Lock may be released by another.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self._threads = threading.Lock()
-        self._path = path
-        self._file: int | None = None
-        self._pid = 0
-
-    def __enter__(self) -> None:
-        self._threads.acquire()
-        if self._path is None or fcntl is None:
-            return
-        try:
-            # A forked child shares its parent's open file and so its flock: open our own.
-            if self._file is None or self._pid != os.getpid():
-                self._file = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-                self._pid = os.getpid()
-            fcntl.flock(self._file, fcntl.LOCK_EX)
-        except BaseException:
-            self._threads.release()
-            raise
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            if self._file is not None and fcntl is not None:
-                fcntl.flock(self._file, fcntl.LOCK_UN)
-        finally:
-            self._threads.release()

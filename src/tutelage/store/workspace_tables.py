@@ -25,9 +25,9 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tutelage.store.tables import Base, utcnow
+from tutelage.store.tables import Base, ProjectRow, utcnow
 
 __all__ = [
     "ApiTokenRow",
@@ -129,6 +129,11 @@ class AssignmentRow(Base):
     judgment_kind: Mapped[str | None] = mapped_column(String(16), default=None)
     judgment_id: Mapped[int | None] = mapped_column(Integer, default=None)
     correct: Mapped[bool | None] = mapped_column(Boolean, default=None)
+
+    # Read-only links to what the assignment is about. The queue sets them on a new lease,
+    # so the task view that follows need not load the item and project again.
+    item: Mapped[ItemRow] = relationship(viewonly=True)
+    project: Mapped[ProjectRow] = relationship(viewonly=True)
 
 
 class IdempotencyRow(Base):

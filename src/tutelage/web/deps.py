@@ -192,20 +192,28 @@ _Result = TypeVar("_Result")
 
 @dataclass(frozen=True)
 class ActorWork:
-    """Run a function of (session, actor) for this request: one transaction, one thread.
+    """Run a function of (session, actor) for this request in one transaction.
 
     The expert's hot paths (next task, submit) use this instead of `DbSession` and
     `CurrentActor`, which FastAPI runs as separate steps in worker threads: a thread hop
-    each, which costs more than the SQL. Here the slot is awaited in the event loop, then
-    authentication, the work and the commit run in one worker thread, and the result
-    comes back only once committed.
+    each, which costs more than the SQL. Here the transaction slot is awaited in the event
+    loop; then, with SQLite, whose statements take microseconds, authentication, the work
+    and the commit run right there when the writer is free, and otherwise (PostgreSQL, or
+    a long import holding SQLite) in one worker thread. The result comes back only once
+    committed.
     """
 
     request: Request
     credentials: Credentials
 
     async def __call__(self, work: Callable[[Session, Actor], _Result]) -> _Result:
+        store = get_store(self.request)
         async with _transaction_slots(self.request):
+            if store.is_local:
+                session = store.session_if_free()
+                if session is not None:
+                    with session as open_session:
+                        return work(open_session, self.credentials.actor(open_session))
             return await anyio.to_thread.run_sync(self._run, work)
 
     def _run(self, work: Callable[[Session, Actor], _Result]) -> _Result:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tutelage.records import Message, Prompt
 from tutelage.store.tables import (
@@ -281,7 +282,7 @@ _SUBMITTED = (
     update(_assignments)
     .where(_assignments.c.id == bindparam("assignment_id"))
     .values(
-        status="submitted",
+        status=bindparam("status"),
         finished_at=bindparam("finished_at"),
         active_seconds=bindparam("active_seconds"),
         judgment_kind=bindparam("judgment_kind"),
@@ -332,18 +333,17 @@ def submit_judgment(
         submission=submission,
     )
     now = datetime.now(UTC)
-    session.execute(
-        _SUBMITTED,
-        {
-            "assignment_id": assignment.id,
-            "finished_at": now,
-            "active_seconds": submission.active_seconds,
-            "judgment_kind": submission.kind,
-            "judgment_id": ids[0] if ids else None,
-            "correct": correct,
-        },
-    )
-    session.expire(assignment)
+    outcome = {
+        "status": "submitted",
+        "finished_at": now,
+        "active_seconds": submission.active_seconds,
+        "judgment_kind": submission.kind,
+        "judgment_id": ids[0] if ids else None,
+        "correct": correct,
+    }
+    session.execute(_SUBMITTED, {"assignment_id": assignment.id, **outcome})
+    for name, value in outcome.items():  # as stored, without the ORM writing it again
+        set_committed_value(assignment, name, value)
     # Only task items hold counted slots; gold and qualification items are served to all.
     session.execute(_JUDGED, {"item_id": item.id, "freed": 1 if item.purpose == "task" else 0})
     if item.purpose == "qualification":

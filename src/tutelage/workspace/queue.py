@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tutelage.store.tables import ProjectRow
 from tutelage.store.workspace_tables import AssignmentRow, ItemRow, MembershipRow
@@ -137,12 +138,13 @@ _BEST_TASK_ITEM_CLAIMS = (
     _BEST_TASK_ITEM.with_for_update(skip_locked=True),
     _BEST_TASK_ITEM.with_for_update(),
 )
-# The claimed row is loaded afresh just after, so the ORM need not update it in memory.
+# The claimed row comes back from the UPDATE itself (RETURNING), as it is after the claim.
 _CLAIM = (
     update(ItemRow)
     .where(ItemRow.id == bindparam("item_id"), bindparam("overlap") > _OPEN_SLOTS)
     .values(leased=ItemRow.leased + 1)
-    .execution_options(synchronize_session=False)
+    .returning(ItemRow)
+    .execution_options(synchronize_session=False, populate_existing=True)
 )
 
 
@@ -167,6 +169,8 @@ def _lease(
     )
     session.add(assignment)
     session.flush()
+    set_committed_value(assignment, "item", item)
+    set_committed_value(assignment, "project", project)
     return assignment
 
 
@@ -191,9 +195,9 @@ def _claim_task_item(session: Session, *, actor: Actor, project: ProjectRow) -> 
         item_id = session.scalar(query, parameters)
         if item_id is None:
             continue
-        claimed = session.execute(_CLAIM, {"item_id": item_id, "overlap": project.overlap})
-        if claimed.rowcount == 1:  # type: ignore[attr-defined]
-            return session.get(ItemRow, item_id, populate_existing=True)
+        claimed = session.scalar(_CLAIM, {"item_id": item_id, "overlap": project.overlap})
+        if claimed is not None:
+            return claimed
     return None
 
 

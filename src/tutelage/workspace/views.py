@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from tutelage.store.tables import CompletionRow, ProjectRow, PromptRow
-from tutelage.store.workspace_tables import AssignmentRow, ItemRow
+from tutelage.store.tables import CompletionRow, PromptRow
+from tutelage.store.workspace_tables import AssignmentRow
 from tutelage.workspace.rendering import render_markdown, render_plain
 
 __all__ = ["AnswerView", "MessageView", "TaskView", "task_view"]
@@ -63,29 +63,34 @@ class TaskView:
         }
 
 
-# Built once: every next-task call shows a view (see accounts.py for why).
-_MESSAGES = select(PromptRow.messages).where(PromptRow.id == bindparam("prompt_id"))
-_TEXTS = select(CompletionRow.id, CompletionRow.text).where(
-    CompletionRow.id.in_(bindparam("ids", expanding=True))
+# Built once: every next-task call shows a view (see accounts.py for why). The prompt's
+# messages come with each answer's row: one statement instead of two.
+_TEXTS = (
+    select(CompletionRow.id, CompletionRow.text, PromptRow.messages)
+    .join(PromptRow, PromptRow.id == CompletionRow.prompt_id)
+    .where(CompletionRow.id.in_(bindparam("ids", expanding=True)))
 )
+_MESSAGES = select(PromptRow.messages).where(PromptRow.id == bindparam("prompt_id"))
 
 
 def task_view(session: Session, *, assignment: AssignmentRow) -> TaskView:
-    item = session.get(ItemRow, assignment.item_id)
-    project = session.get(ProjectRow, assignment.project_id)
-    assert item is not None and project is not None
+    item, project = assignment.item, assignment.project
+    rows = session.execute(_TEXTS, {"ids": list(assignment.shown_order)}).all()
+    texts = {completion_id: text for completion_id, text, _ in rows}
+    messages: list[dict[str, str]] = []
+    if rows:  # an item's answers all answer its prompt
+        messages = rows[0].messages
+    elif item.prompt_id is not None:
+        messages = session.scalar(_MESSAGES, {"prompt_id": item.prompt_id}) or []
     conversation: list[MessageView] = []
-    if item.prompt_id is not None:
-        messages = session.scalar(_MESSAGES, {"prompt_id": item.prompt_id})
-        for message in messages or []:
-            # Users' and system turns are plain text; earlier assistant turns are model output.
-            html = (
-                render_markdown(message["content"])
-                if message["role"] == "assistant"
-                else render_plain(message["content"])
-            )
-            conversation.append(MessageView(message["role"], message["content"], str(html)))
-    texts = dict(session.execute(_TEXTS, {"ids": list(assignment.shown_order)}).all())
+    for message in messages:
+        # Users' and system turns are plain text; earlier assistant turns are model output.
+        html = (
+            render_markdown(message["content"])
+            if message["role"] == "assistant"
+            else render_plain(message["content"])
+        )
+        conversation.append(MessageView(message["role"], message["content"], str(html)))
     answers = [
         AnswerView(letter, texts[completion_id], str(render_markdown(texts[completion_id])))
         for letter, completion_id in zip(

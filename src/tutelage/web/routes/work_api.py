@@ -78,6 +78,7 @@ async def post_judgment(
     prompt gets candidate answers afterwards when the server has a generation model."""
 
     def judge(session: Session, actor: Actor) -> tuple[dict[str, Any], int]:
+        project_id = own_assignment(session, actor=actor, assignment_id=assignment_id).project_id
         receipt = submit_judgment(
             session,
             actor=actor,
@@ -85,7 +86,6 @@ async def post_judgment(
             submission=submission,
             idempotency_key=idempotency_key,
         )
-        project_id = own_assignment(session, actor=actor, assignment_id=assignment_id).project_id
         if not next:
             return receipt, project_id
         try:

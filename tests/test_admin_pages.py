@@ -317,6 +317,17 @@ def test_an_upload_is_all_or_nothing_and_shows_its_report_once_stored(
     assert again.status_code == 400
     assert "was imported into project &#39;law&#39; already" in again.text
     assert count(store, ComparisonRow.id) == 3
+    # The stored import is in the audit log, with who and how much; the refused ones are not.
+    with store.session() as session:
+        imports = session.execute(
+            select(AuditRow.target, AuditRow.details, UserRow.email)
+            .join(UserRow, UserRow.id == AuditRow.actor_id)
+            .where(AuditRow.action == "data.import", AuditRow.project_id == project_id)
+        ).all()
+    assert [(target, email) for target, _, email in imports] == [
+        ("small.jsonl", "admin@example.org")
+    ]
+    assert imports[0].details["stored"] == 3 and imports[0].details["source"] == "seed"
 
     mixed = b'{"prompt": "Q?", "chosen": "Yes.", "rejected": "No."}\n{not json\n'
     skipped = client.post(

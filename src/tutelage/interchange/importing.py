@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
 
 from tutelage.formats import FormatError, detect_format, read_file
 from tutelage.records import (
@@ -82,6 +83,7 @@ def import_file(
     licence: str = "unspecified",
     skip_invalid: bool = False,
     on_line: Callable[[int], None] | None = None,
+    before_commit: Callable[[Session, ImportReport], None] | None = None,
 ) -> ImportReport:
     """Import `path` into `project` in one transaction and return the report.
 
@@ -89,6 +91,8 @@ def import_file(
     file is stored, unless `skip_invalid`, which stores the valid records and counts
     the skipped lines by reason. Pairs whose chosen and rejected are identical are
     always skipped and counted. The project is created if it does not exist.
+    `before_commit` runs last inside the import's transaction (the workspace records the
+    import in its audit log there, so the entry and the data commit together).
     """
     started = time.perf_counter()
     if not path.is_file():
@@ -182,5 +186,7 @@ def import_file(
                 skipped=dict(report.skipped),
             )
         )
+        if before_commit is not None:
+            before_commit(session, report)
     report.seconds = time.perf_counter() - started
     return report

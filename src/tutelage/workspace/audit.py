@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from tutelage.interchange import ImportReport
 from tutelage.store.tables import Base
 from tutelage.store.workspace_tables import AuditRow
 
-__all__ = ["audit_entries", "record"]
+__all__ = ["audit_entries", "record", "record_import"]
 
 
 # A plain INSERT, built once: every judgment writes an entry.
@@ -37,6 +38,27 @@ def record(
             "project_id": project_id,
             "target": target,
             "details": details or {},
+        },
+    )
+
+
+def record_import(
+    session: Session, report: ImportReport, *, actor_id: int, project_id: int, filename: str
+) -> None:
+    """Append the entry for a data import, inside the import's own transaction."""
+    record(
+        session,
+        actor_id=actor_id,
+        action="data.import",
+        project_id=project_id,
+        target=filename,
+        details={
+            "import": report.import_id,
+            "format": report.format,
+            "source": report.source,
+            "lines_read": report.lines_read,
+            "stored": report.records_stored,
+            "skipped": dict(report.skipped),
         },
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +25,7 @@ from tutelage.web.deps import (
     request_credentials,
     require_admin,
 )
+from tutelage.workspace import audit
 from tutelage.workspace.accounts import Actor, create_user
 from tutelage.workspace.audit import audit_entries
 from tutelage.workspace.errors import WorkspaceError
@@ -198,6 +200,12 @@ def post_import(
                 fmt=format or None,
                 source=source or None,
                 skip_invalid=skip_invalid,
+                before_commit=partial(
+                    audit.record_import,
+                    actor_id=actor.user_id,
+                    project_id=project_id,
+                    filename=name,
+                ),
             )
         except (FormatError, StoreError) as exc:
             # Name the uploaded file, not the temporary folder it was saved in.

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -33,6 +34,7 @@ from tutelage.web.admin_forms import ProjectForm, messages, words
 from tutelage.web.deps import AdminActor, DbSession, get_store
 from tutelage.web.pages import render
 from tutelage.web.routes.admin_api import BuildItems, KnownAnswers, LongRunningAdmin
+from tutelage.workspace import audit
 from tutelage.workspace.accounts import ROLES, Actor, create_user, invite
 from tutelage.workspace.errors import WorkspaceError
 from tutelage.workspace.items import build_items, mark_known_answers
@@ -642,6 +644,12 @@ def import_form(
                 fmt=None if format == "auto" else format,
                 source=source.strip() or None,
                 skip_invalid=skip_invalid,
+                before_commit=partial(
+                    audit.record_import,
+                    actor_id=actor.user_id,
+                    project_id=project_id,
+                    filename=name,
+                ),
             )
         except (FormatError, StoreError, WorkspaceError, ValidationError) as exc:
             refused = WorkspaceError(_import_failure(exc, folder, name))

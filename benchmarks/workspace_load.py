@@ -4,11 +4,11 @@ For each level C of concurrent experts (default 1, 16, 64) the benchmark serves 
 store from a uvicorn subprocess on 127.0.0.1 and lets C experts, each with their own API
 token and connection, loop next task -> submit comparison through the JSON API for a
 bounded time. Each level runs against one server process (as Label Studio's community
-edition runs) and then against `tutelage serve --workers 2` (`--workers` picks). It prints throughput,
-p50/p95/p99 latency of both calls, errors, and then checks the stored rows: judgments
-stored against those acknowledged, and items leased to more experts than the project's
-overlap. Last it times the TRL export of a store holding 50,000 expert judgments.
-SQLite first, then PostgreSQL when it answers.
+edition runs) and then against `tutelage serve --workers 2` (`--workers` picks). It
+prints throughput, p50/p95/p99 latency of both calls, errors, and then checks the
+stored rows: judgments stored against those acknowledged, and items leased to more
+experts than the project's overlap. Last it times the TRL export of a store holding
+50,000 expert judgments. SQLite first, then PostgreSQL when it answers.
 
 The store holds 10,000 prompts, each with two answers; prompt and answers are ~900
 characters of generated prose (seeded), like the peer's tasks. Set-up is not timed.
@@ -18,10 +18,12 @@ from next counts apart, as "no task") and calls that timed out. Client and serve
 on the same machine and share its cores.
 
     .venv/bin/python benchmarks/workspace_load.py [--levels 1 16 64] [--seconds 20]
-        [--workers 1 2] [--overlap 1] [--no-postgres] [--postgres URL] [--profile server.prof]
+        [--workers 1 2] [--overlap 1] [--no-postgres] [--postgres URL]
+        [--profile server.prof]
 
-`--profile DIR/NAME.prof` runs each one-process server under cProfile (every thread), writes one file
-per server (DIR/NAME-sqlite-c16.prof, ...) and prints the functions that take longest.
+`--profile DIR/NAME.prof` runs each one-process server under cProfile (every thread),
+writes one file per server (DIR/NAME-sqlite-c16.prof, ...) and prints the functions that
+take longest.
 """
 
 from __future__ import annotations

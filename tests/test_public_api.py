@@ -17,6 +17,7 @@ MODULES = [
     "tutelage.interchange",
     "tutelage.generation",
     "tutelage.workspace",
+    "tutelage.quality",
     "tutelage.web",
 ]
 

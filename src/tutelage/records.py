@@ -99,6 +99,9 @@ class Project(_Record):
     `overlap` is how many distinct experts judge each item. `qualification_pass_mark`
     (a fraction of qualification items answered right) is None when the project needs
     no qualification. `gold_rate` is the share of served items that are gold checks.
+    `consensus_method` makes each item's final label ("majority" or "dawid_skene"; a
+    reviewer's adjudication overrides either), and items whose consensus confidence is
+    below `adjudication_threshold` go to the reviewers' adjudication queue.
     """
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
@@ -112,6 +115,8 @@ class Project(_Record):
     qualification_pass_mark: float | None = Field(default=None, ge=0, le=1)
     gold_rate: float = Field(default=0.0, ge=0, lt=1)
     lease_seconds: int = Field(default=900, ge=30)
+    consensus_method: Literal["majority", "dawid_skene"] = "dawid_skene"
+    adjudication_threshold: float = Field(default=0.7, ge=0, le=1)
     pay_rate_per_hour: Decimal = Field(default=Decimal("0"), ge=0, max_digits=10, decimal_places=2)
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     nda_text: str = ""

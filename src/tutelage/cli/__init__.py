@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tutelage import __version__
-from tutelage.cli import data, demo, generate, serve, store, users
+from tutelage.cli import data, demo, generate, quality, serve, store, users
 from tutelage.formats import FormatError
 from tutelage.generation import GenerationError, ModelUnavailableError
 from tutelage.generation.cli import models_app
@@ -29,6 +29,7 @@ app = typer.Typer(
 app.add_typer(store.db_app, name="db")
 app.add_typer(store.projects_app, name="projects")
 app.add_typer(users.users_app, name="users")
+app.add_typer(quality.quality_app, name="quality")
 app.command("import")(data.import_command)
 app.command("export")(data.export_command)
 app.command("generate")(generate.generate_command)

@@ -64,6 +64,8 @@ def apply_project(row: ProjectRow, project: Project) -> None:
     row.qualification_pass_mark = project.qualification_pass_mark
     row.gold_rate = project.gold_rate
     row.lease_seconds = project.lease_seconds
+    row.consensus_method = project.consensus_method
+    row.adjudication_threshold = project.adjudication_threshold
     row.pay_rate_per_hour = project.pay_rate_per_hour
     row.currency = project.currency
     row.nda_text = project.nda_text
@@ -163,6 +165,8 @@ def project_record(row: ProjectRow) -> Project:
         qualification_pass_mark=row.qualification_pass_mark,
         gold_rate=row.gold_rate,
         lease_seconds=row.lease_seconds,
+        consensus_method=row.consensus_method,
+        adjudication_threshold=row.adjudication_threshold,
         pay_rate_per_hour=row.pay_rate_per_hour,
         currency=row.currency,
         nda_text=row.nda_text,

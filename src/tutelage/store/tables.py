@@ -87,6 +87,9 @@ class ProjectRow(Base):
     qualification_pass_mark: Mapped[float | None] = mapped_column(Float, default=None)
     gold_rate: Mapped[float] = mapped_column(Float, default=0.0)
     lease_seconds: Mapped[int] = mapped_column(Integer, default=900)
+    # How the quality stage labels the project's items (see records.Project).
+    consensus_method: Mapped[str] = mapped_column(String(16), default="dawid_skene")
+    adjudication_threshold: Mapped[float] = mapped_column(Float, default=0.7)
 
 
 class UserRow(Base):

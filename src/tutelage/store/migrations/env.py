@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from tutelage.store import workspace_tables  # noqa: F401  (registers its tables)
+from tutelage.store import quality_tables, workspace_tables  # noqa: F401  (registers their tables)
 from tutelage.store.tables import Base
 
 engine = context.config.attributes["engine"]

@@ -1,0 +1,251 @@
+"""A project's quality computed from the store, its consensus labels stored, and the
+reviewers' adjudication queue read back from them.
+
+The analysis of a large project takes seconds to a minute, so it runs between two
+short transactions (read, then write) rather than inside one: on SQLite a transaction
+holds the only write lock, and experts' submits would wait for the statistics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from tutelage.quality.analysis import QualityAnalysis, analyse
+from tutelage.quality.consensus import ConsensusLabel
+from tutelage.quality.decisions import item_judgment_ids
+from tutelage.quality.load import (
+    ProjectJudgments,
+    excluded_workers,
+    expert_worker,
+    load_judgments,
+)
+from tutelage.store import Store
+from tutelage.store.projects import get_project
+from tutelage.store.quality_tables import AdjudicationRow, ConsensusLabelRow
+from tutelage.store.tables import ComparisonRow, CompletionRow, ProjectRow, PromptRow
+from tutelage.store.workspace_tables import ItemRow
+from tutelage.workspace.errors import NotFound
+
+__all__ = [
+    "BlindJudgment",
+    "ProjectQuality",
+    "QueueItem",
+    "adjudication_queue",
+    "analyse_project",
+    "save_consensus",
+]
+
+_FLIP = {"a": "b", "b": "a"}
+
+
+@dataclass(frozen=True)
+class ProjectQuality:
+    """A project's judgments as loaded, their analysis, and how long each step took (s)."""
+
+    judgments: ProjectJudgments
+    analysis: QualityAnalysis
+    computed_at: datetime
+    seconds: dict[str, float]
+    stored: int
+
+
+def analyse_project(
+    store: Store,
+    *,
+    project: str,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    save: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> ProjectQuality:
+    """Load the project's judgments, analyse them with its consensus method, and (when
+    `save`) store the consensus labels."""
+    say = progress or (lambda _message: None)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    with store.session() as session:
+        project_id = get_project(session, name=project).id
+        judgments = load_judgments(session, project_id=project_id, progress=say)
+    seconds["load"] = time.perf_counter() - started
+    started = time.perf_counter()
+    analysis = analyse(
+        judgments.comparisons,
+        scores=judgments.scores if not judgments.scores.empty else None,
+        criteria_levels=judgments.criteria_levels,
+        rankings=judgments.rankings if not judgments.rankings.empty else None,
+        gold=judgments.gold,
+        adjudications=judgments.adjudications,
+        excluded=judgments.excluded,
+        method=judgments.method,
+        bootstrap=bootstrap,
+        seed=seed,
+        progress=say,
+    )
+    seconds["analyse"] = time.perf_counter() - started
+    computed_at = datetime.now(UTC)
+    stored = 0
+    if save:
+        started = time.perf_counter()
+        say("storing consensus labels")
+        with store.session() as session:
+            stored = save_consensus(
+                session, project_id=project_id, consensus=analysis.consensus, at=computed_at
+            )
+        seconds["store"] = time.perf_counter() - started
+    return ProjectQuality(judgments, analysis, computed_at, seconds, stored)
+
+
+def save_consensus(
+    session: Session,
+    *,
+    project_id: int,
+    consensus: list[ConsensusLabel],
+    at: datetime | None = None,
+) -> int:
+    """Replace the project's stored consensus labels; returns how many were stored.
+
+    Adjudications made since the judgments were read still win: they are read again here.
+    """
+    at = at or datetime.now(UTC)
+    adjudicated = dict(
+        session.execute(
+            select(AdjudicationRow.item_id, AdjudicationRow.label).where(
+                AdjudicationRow.project_id == project_id
+            )
+        ).all()
+    )
+    rows: dict[int, dict[str, Any]] = {
+        label.item: {
+            "project_id": project_id,
+            "item_id": label.item,
+            "label": label.label,
+            "confidence": float(label.confidence),
+            "method": label.method,
+            "judgment_ids": [int(i) for i in label.judgment_ids],
+            "computed_at": at,
+        }
+        for label in consensus
+    }
+    for item_id, label in adjudicated.items():
+        row = rows.setdefault(
+            item_id,
+            {"project_id": project_id, "item_id": item_id, "judgment_ids": [], "computed_at": at},
+        )
+        row.update(label=label, confidence=1.0, method="adjudication")
+    session.execute(delete(ConsensusLabelRow).where(ConsensusLabelRow.project_id == project_id))
+    values = list(rows.values())
+    for start in range(0, len(values), 10_000):
+        session.execute(insert(ConsensusLabelRow), values[start : start + 10_000])
+    return len(values)
+
+
+@dataclass(frozen=True)
+class BlindJudgment:
+    """One judgment as a reviewer sees it: what was decided and why, never by whom.
+
+    `label` is in the item's canonical order; `counted` is False for the judgments of
+    an excluded expert; `imported` for a judgment that came with an imported data set.
+    """
+
+    label: str
+    strength: str | None
+    rationale: str
+    criteria: dict[str, int]
+    counted: bool
+    imported: bool
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """An item whose consensus is not sure enough, with all that a reviewer needs."""
+
+    item_id: int
+    prompt: list[dict[str, str]]
+    answer_a: str
+    answer_b: str
+    label: str
+    confidence: float
+    method: str
+    computed_at: datetime
+    judgments: list[BlindJudgment]
+
+
+def _blind(rows: list[Any], first: int, excluded: frozenset[str]) -> list[BlindJudgment]:
+    judgments = []
+    for row in rows:
+        label = row.outcome if row.completion_a_id == first else _FLIP.get(row.outcome, row.outcome)
+        counted = row.expert_id is None or expert_worker(row.expert_id) not in excluded
+        judgments.append(
+            BlindJudgment(
+                label=label,
+                strength=row.strength,
+                rationale=row.rationale,
+                criteria=dict(row.criteria),
+                counted=counted,
+                imported=row.source is not None,
+            )
+        )
+    # The order of storage would say who judged first; sort by content instead.
+    return sorted(judgments, key=lambda j: (j.label, j.strength or "", j.rationale))
+
+
+def adjudication_queue(session: Session, *, project_id: int, limit: int = 50) -> list[QueueItem]:
+    """The items whose stored consensus confidence is below the project's threshold and
+    that no one adjudicated, least sure first, with their judgments (no identities).
+
+    The queue is as of the last computation (`tutelage quality report` or
+    `analyse_project`); `computed_at` says when that was.
+    """
+    project = session.get(ProjectRow, project_id)
+    if project is None:
+        raise NotFound(f"no project {project_id}")
+    labels = session.scalars(
+        select(ConsensusLabelRow)
+        .where(
+            ConsensusLabelRow.project_id == project_id,
+            ConsensusLabelRow.method != "adjudication",
+            ConsensusLabelRow.confidence < project.adjudication_threshold,
+            ~select(AdjudicationRow.id)
+            .where(AdjudicationRow.item_id == ConsensusLabelRow.item_id)
+            .exists(),
+        )
+        .order_by(ConsensusLabelRow.confidence, ConsensusLabelRow.item_id)
+        .limit(limit)
+    ).all()
+    excluded = excluded_workers(session, project_id=project_id)
+    queue = []
+    for label in labels:
+        item = session.get(ItemRow, label.item_id)
+        assert item is not None
+        first, second = item.completion_ids[:2]
+        texts = dict(
+            session.execute(
+                select(CompletionRow.id, CompletionRow.text).where(
+                    CompletionRow.id.in_([first, second])
+                )
+            ).all()
+        )
+        messages = session.scalar(select(PromptRow.messages).where(PromptRow.id == item.prompt_id))
+        ids = item_judgment_ids(session, item=item)
+        rows = session.scalars(select(ComparisonRow).where(ComparisonRow.id.in_(ids))).all()
+        queue.append(
+            QueueItem(
+                item_id=item.id,
+                prompt=list(messages or []),
+                answer_a=texts.get(first, ""),
+                answer_b=texts.get(second, ""),
+                label=label.label,
+                confidence=label.confidence,
+                method=label.method,
+                computed_at=label.computed_at,
+                judgments=_blind(list(rows), first, excluded),
+            )
+        )
+    return queue

@@ -264,7 +264,7 @@ def simulate_command(
     good_accuracy: Annotated[
         tuple[float, float],
         typer.Option(help="Range the good experts' accuracy is drawn from, uniformly."),
-    ] = (0.75, 0.95),
+    ] = (0.85, 0.98),
     seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
     max_pairs: Annotated[
         int | None, typer.Option(min=2, help="Use only the first N distinct pairs.")
@@ -285,7 +285,7 @@ def simulate_command(
     """Simulate experts (good, careless, adversarial) on real pairs in a real store and score
     majority vote vs Dawid-Skene and the detection of bad experts against the truth.
 
-    Good experts' accuracy is uniform in --good-accuracy (0.75-0.95); adversarial ones
+    Good experts' accuracy is uniform in --good-accuracy (0.85-0.98); adversarial ones
     answer with accuracy 0.80-0.95, then flip A and B 70-90% of the time; careless ones
     click at random, always choose the answer shown as A, or answer in 3-6 s at 55%
     accuracy. An expert counts as detected when the quality library flags them.

@@ -9,8 +9,10 @@ random order of its own, as the workspace does.
 Experts (`SimulationConfig` holds the numbers):
 
 - good: choose the truth with their own accuracy, drawn uniformly from
-  `good_accuracy` (default 0.75 to 0.95); a wrong answer is the other answer (85%),
-  a tie (10%) or "both bad" (5%); they take a median of 45 to 150 active seconds;
+  `good_accuracy` (default 0.85 to 0.98: paid domain experts who passed a qualification;
+  at 0.75 to 0.95 three judgments an item cannot carry 95%, see the README); a wrong
+  answer is the other answer (85%), a tie (10%) or "both bad" (5%); they take a median
+  of 45 to 150 active seconds;
 - adversarial: answer as an expert of accuracy 0.80 to 0.95 would, then flip A and B
   with a probability of 0.70 to 0.90 (so they pass a few gold items by luck); normal speed;
 - careless, in turn: *random* (A or B at random, a tie one time in ten), *always A*
@@ -75,7 +77,7 @@ class SimulationConfig:
     adversarial: float = 0.2
     careless: float = 0.1
     gold_items: int = 8
-    good_accuracy: tuple[float, float] = (0.75, 0.95)
+    good_accuracy: tuple[float, float] = (0.85, 0.98)
     seed: int = 0
 
     def __post_init__(self) -> None:

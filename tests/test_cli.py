@@ -127,13 +127,25 @@ def test_demo_runs_and_is_idempotent(tmp_path: Path) -> None:
     assert "smollm2-135m-instruct:" in first.stdout  # a generated answer is shown
     with open_store(db).session() as session:
         summary = project_summary(session, name="demo")
-    assert summary.judgments["comparisons"] == 12
+    # The 12 sample pairs, and five simulated experts' judgments of its 44 comparison items.
+    assert summary.judgments["comparisons"] >= 12 + 5 * 44
     assert summary.prompts_with_fewer_than_two_completions == 0
     second = run("demo", "--max-new-tokens", "16", "--no-serve", "--db", db)
     assert second.returncode == 0, second.stderr
     assert "exists already" in second.stdout
     with open_store(db).session() as session:
         assert project_summary(session, name="demo") == summary
+
+    report = run("quality", "report", "--project", "demo", "--json", "--bootstrap", "0", "--db", db)
+    assert report.returncode == 0, report.stderr
+    quality = json.loads(report.stdout)
+    flags: dict[str, set[str]] = {}
+    for flag in quality["flags"]:
+        flags.setdefault(quality["names"][flag["worker"]], set()).add(flag["kind"])
+    assert "inverted" in flags["demo-expert-5"]  # the label flipper
+    assert {"position_bias", "too_fast"} <= flags["demo-expert-4"]  # always A, in 2 to 5 s
+    assert not {"demo-expert-1", "demo-expert-2", "demo-expert-3"} & set(flags)
+    assert quality["agreement"]["overall"]["outcome_alpha"]["value"] is not None
 
 
 def test_projects_create_and_show(tmp_path: Path) -> None:

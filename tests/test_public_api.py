@@ -18,6 +18,7 @@ MODULES = [
     "tutelage.generation",
     "tutelage.workspace",
     "tutelage.quality",
+    "tutelage.datasets",
     "tutelage.web",
 ]
 

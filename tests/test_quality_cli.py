@@ -137,7 +137,7 @@ def test_exclude_include_and_adjudicate_through_the_command(seeded: str) -> None
     assert stored is not None and (stored.label, stored.method) == ("tie", "adjudication")
 
 
-def test_the_demo_project_reports_undefined_statistics_with_reasons(tmp_path: Path) -> None:
+def test_the_demo_project_reports_the_simulated_experts_agreement(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     demo = subprocess.run(
         [sys.executable, "-m", "tutelage", "demo", "--no-generate", "--no-serve", "--db", db],
@@ -149,8 +149,13 @@ def test_the_demo_project_reports_undefined_statistics_with_reasons(tmp_path: Pa
     result = run("report", "--project", "demo", "--json", "--out", str(tmp_path / "r"), "--db", db)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    alpha = report["agreement"]["overall"]["outcome_alpha"]
-    assert alpha["value"] is None and alpha["note"]  # one judgment per item: nothing to pair
+    # Without generated answers the demo has 8 comparison items, each judged by the five
+    # simulated experts and the imported samples (test_cli checks the full demo's flags).
+    assert report["judgments"]["items"] == 8 and report["judgments"]["workers"] == 6
+    assert report["agreement"]["overall"]["outcome_alpha"]["value"] is not None
+    assert report["method"] == "majority" and len(report["consensus"]) == 8
+    fast = {report["names"][f["worker"]] for f in report["flags"] if f["kind"] == "too_fast"}
+    assert fast == {"demo-expert-4"}
     assert (tmp_path / "r" / "report.html").is_file()
 
 

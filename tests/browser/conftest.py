@@ -120,7 +120,9 @@ def server_url(demo_store: Store) -> Iterator[str]:
         listener.close()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: the sync API runs an event loop in the main thread while
+# it is open, and a later test in the same worker may need that thread for asyncio.run.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} is not installed (`make browser` installs Debian's chromium)")

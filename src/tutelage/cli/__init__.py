@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from tutelage import __version__
+from tutelage.cli import checks as checks_cli
 from tutelage.cli import data, demo, generate, quality, serve, store, users
+from tutelage.cli import datasets as datasets_cli
 from tutelage.formats import FormatError
 from tutelage.generation import GenerationError, ModelUnavailableError
 from tutelage.generation.cli import models_app
@@ -35,6 +37,12 @@ app.command("export")(data.export_command)
 app.command("generate")(generate.generate_command)
 app.command("demo")(demo.demo_command)
 app.command("serve")(serve.serve_command)
+app.command("snapshot")(datasets_cli.snapshot_command)
+app.command("card")(datasets_cli.card_command)
+app.add_typer(datasets_cli.datasets_app, name="datasets")
+app.add_typer(checks_cli.evalsets_app, name="evalsets")
+app.command("check")(checks_cli.check_command)
+app.command("redact")(checks_cli.redact_command)
 
 
 app.add_typer(models_app, name="models")

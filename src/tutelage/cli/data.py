@@ -36,6 +36,9 @@ def import_command(
         typer.Option(help="Name the judgments are attributed to [default: hh-rlhf or file name]."),
     ] = None,
     licence: Annotated[str, typer.Option(help="Licence of the imported data.")] = "unspecified",
+    consent: Annotated[
+        str, typer.Option(help="What the people behind the data agreed to (shown in cards).")
+    ] = "",
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Store the valid records, report the rest.")
     ] = False,
@@ -58,6 +61,7 @@ def import_command(
             fmt=fmt,
             source=source,
             licence=licence,
+            consent=consent,
             skip_invalid=skip_invalid,
             on_line=lambda line: progress.update(task, completed=line),
         )

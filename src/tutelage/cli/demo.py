@@ -11,7 +11,7 @@ from rich.markup import escape
 from tutelage.cli.options import DbOption
 from tutelage.cli.store import print_summary
 from tutelage.store import open_store
-from tutelage.store.projects import project_summary
+from tutelage.store.projects import get_project, project_summary
 
 console = Console(soft_wrap=True)
 
@@ -68,14 +68,20 @@ def demo_command(
         console.print(
             f"[bold]prompt:[/] {escape(question)}\n[bold]{escape(model_id)}:[/] {escape(answer)}"
         )
-    with store.session() as session:
-        print_summary(project_summary(session, name=DEMO_PROJECT.name))
-    from tutelage.demo.workspace import seed_workspace
+    from tutelage.demo.workspace import SIMULATED_EXPERTS, seed_workspace
 
-    logins = seed_workspace(store)
+    logins = seed_workspace(store)  # people, items, and the simulated experts' judgments
+    with store.session() as session:
+        project_id = get_project(session, name=DEMO_PROJECT.name).id
+        print_summary(project_summary(session, name=DEMO_PROJECT.name))
     console.rule("workspace")
     for login in logins:
-        console.print(f"{login.role:>7}: {login.email}  password: {login.password}")
+        console.print(f"{login.role:>8}: {login.email}  password: {login.password}")
+    console.print(
+        f"{len(SIMULATED_EXPERTS)} simulated experts ({SIMULATED_EXPERTS[0].handle} to "
+        f"{SIMULATED_EXPERTS[-1].handle}) have judged every comparison item; see "
+        f"/admin/projects/{project_id}/quality, and /review as the reviewer"
+    )
     if not serve:
         console.print("serve it with: tutelage serve")
         return

@@ -81,6 +81,7 @@ def import_file(
     fmt: str | None = None,
     source: str | None = None,
     licence: str = "unspecified",
+    consent: str = "",
     skip_invalid: bool = False,
     on_line: Callable[[int], None] | None = None,
     before_commit: Callable[[Session, ImportReport], None] | None = None,
@@ -130,6 +131,7 @@ def import_file(
                 sha256=sha256,
                 format=fmt,
                 licence=licence,
+                consent=consent,
             )
             .returning(ImportRow.id)
         )

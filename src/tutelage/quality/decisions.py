@@ -34,13 +34,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Exclusion:
-    """An exclusion as an admin sees it: whose, why, when, and whether still in force."""
+    """An exclusion as an admin sees it: whose, why, when, by whom, and whether still in
+    force (`excluded_by` and `lifted_by` are None when the command line decided)."""
 
+    id: int
     user_id: int
     handle: str
     reason: str
     excluded_at: datetime
+    excluded_by: str | None
     lifted_at: datetime | None
+    lifted_by: str | None
     lift_reason: str | None
 
     @property
@@ -146,22 +150,30 @@ def include_expert(
 
 def exclusions(session: Session, *, project_id: int) -> list[Exclusion]:
     """Every exclusion of the project, newest first, lifted ones included."""
-    rows = session.execute(
-        select(ExclusionRow, UserRow.handle)
-        .join(UserRow, UserRow.id == ExclusionRow.user_id)
+    rows = session.scalars(
+        select(ExclusionRow)
         .where(ExclusionRow.project_id == project_id)
         .order_by(ExclusionRow.id.desc())
     ).all()
+    people = {row.user_id for row in rows} | {
+        user for row in rows for user in (row.excluded_by, row.lifted_by) if user is not None
+    }
+    handles = dict(
+        session.execute(select(UserRow.id, UserRow.handle).where(UserRow.id.in_(people))).all()
+    )
     return [
         Exclusion(
+            id=row.id,
             user_id=row.user_id,
-            handle=handle,
+            handle=handles[row.user_id],
             reason=row.reason,
             excluded_at=row.excluded_at,
+            excluded_by=handles.get(row.excluded_by) if row.excluded_by else None,
             lifted_at=row.lifted_at,
+            lifted_by=handles.get(row.lifted_by) if row.lifted_by else None,
             lift_reason=row.lift_reason,
         )
-        for row, handle in rows
+        for row in rows
     ]
 
 

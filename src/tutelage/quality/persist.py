@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from tutelage.quality.analysis import QualityAnalysis, analyse
@@ -38,6 +38,7 @@ __all__ = [
     "ProjectQuality",
     "QueueItem",
     "adjudication_queue",
+    "adjudication_queue_size",
     "analyse_project",
     "save_consensus",
 ]
@@ -196,6 +197,32 @@ def _blind(rows: list[Any], first: int, excluded: frozenset[str]) -> list[BlindJ
     return sorted(judgments, key=lambda j: (j.label, j.strength or "", j.rationale))
 
 
+def _queued(project: ProjectRow) -> list[Any]:
+    """Where-clauses of the stored labels that make the project's adjudication queue."""
+    return [
+        ConsensusLabelRow.project_id == project.id,
+        ConsensusLabelRow.method != "adjudication",
+        ConsensusLabelRow.confidence < project.adjudication_threshold,
+        ~select(AdjudicationRow.id)
+        .where(AdjudicationRow.item_id == ConsensusLabelRow.item_id)
+        .exists(),
+    ]
+
+
+def _project_row(session: Session, project_id: int) -> ProjectRow:
+    project = session.get(ProjectRow, project_id)
+    if project is None:
+        raise NotFound(f"no project {project_id}")
+    return project
+
+
+def adjudication_queue_size(session: Session, *, project_id: int) -> int:
+    """How many items wait in the project's adjudication queue (see `adjudication_queue`)."""
+    project = _project_row(session, project_id)
+    count = session.scalar(select(func.count(ConsensusLabelRow.id)).where(*_queued(project)))
+    return int(count or 0)
+
+
 def adjudication_queue(session: Session, *, project_id: int, limit: int = 50) -> list[QueueItem]:
     """The items whose stored consensus confidence is below the project's threshold and
     that no one adjudicated, least sure first, with their judgments (no identities).
@@ -203,19 +230,10 @@ def adjudication_queue(session: Session, *, project_id: int, limit: int = 50) ->
     The queue is as of the last computation (`tutelage quality report` or
     `analyse_project`); `computed_at` says when that was.
     """
-    project = session.get(ProjectRow, project_id)
-    if project is None:
-        raise NotFound(f"no project {project_id}")
+    project = _project_row(session, project_id)
     labels = session.scalars(
         select(ConsensusLabelRow)
-        .where(
-            ConsensusLabelRow.project_id == project_id,
-            ConsensusLabelRow.method != "adjudication",
-            ConsensusLabelRow.confidence < project.adjudication_threshold,
-            ~select(AdjudicationRow.id)
-            .where(AdjudicationRow.item_id == ConsensusLabelRow.item_id)
-            .exists(),
-        )
+        .where(*_queued(project))
         .order_by(ConsensusLabelRow.confidence, ConsensusLabelRow.item_id)
         .limit(limit)
     ).all()

@@ -18,7 +18,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tutelage.settings import default_db_url
-from tutelage.store import quality_tables, workspace_tables  # noqa: F401  (registers their tables)
+from tutelage.store import (  # noqa: F401  (registers their tables)
+    dataset_tables,
+    quality_tables,
+    workspace_tables,
+)
 from tutelage.store.engine import StoreError, create_store_engine, normalise_url
 from tutelage.store.migrate import current_revision, head_revision, upgrade
 

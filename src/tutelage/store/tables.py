@@ -126,6 +126,8 @@ class ImportRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     format: Mapped[str] = mapped_column(String(32))
     licence: Mapped[str] = mapped_column(String(200), default="unspecified")
+    # What the people behind the file agreed to, as the importer stated it (migration 0004).
+    consent: Mapped[str] = mapped_column(Text, default="")
     lines_read: Mapped[int] = mapped_column(Integer, default=0)
     stored: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -117,6 +117,13 @@ class ProjectForm(BaseModel):
     nda_text: str = Field(default="", max_length=200_000)
     licence: str = Field(default="", max_length=1024)
     consent: str = Field(default="", max_length=200_000)
+    # A form from before these settings existed leaves them at the record's defaults.
+    consensus_method: str = Field(
+        default=Project.model_fields["consensus_method"].default, max_length=100
+    )
+    adjudication_threshold: str = Field(
+        default=str(Project.model_fields["adjudication_threshold"].default), max_length=100
+    )
 
     @classmethod
     def of(cls, project: Project) -> ProjectForm:
@@ -138,6 +145,8 @@ class ProjectForm(BaseModel):
             nda_text=project.nda_text,
             licence=project.licence,
             consent=project.consent,
+            consensus_method=project.consensus_method,
+            adjudication_threshold=str(project.adjudication_threshold),
         )
 
     def project(self) -> tuple[Project | None, dict[str, str]]:

@@ -18,6 +18,8 @@ from tutelage.web.routes import (
     admin_pages,
     auth_api,
     auth_pages,
+    quality_api,
+    quality_pages,
     work_api,
     work_pages,
 )
@@ -59,8 +61,10 @@ def create_app(
     app.include_router(auth_api.router, prefix=API_PREFIX)
     app.include_router(work_api.router, prefix=API_PREFIX)
     app.include_router(admin_api.router, prefix=API_PREFIX)
+    app.include_router(quality_api.router, prefix=API_PREFIX)
     app.include_router(auth_pages.router)
     app.include_router(admin_pages.router)
+    app.include_router(quality_pages.router)
     app.include_router(work_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -22,6 +22,7 @@ __all__ = [
     "nda_hash",
     "require_admin",
     "require_reviewer",
+    "reviewable_project",
     "visible_project",
     "workable_project",
 ]
@@ -99,6 +100,16 @@ def accepted_current_nda(session: Session, *, actor: Actor, project: ProjectRow)
         )
         is not None
     )
+
+
+def reviewable_project(session: Session, *, actor: Actor, project_id: int) -> ProjectRow:
+    """Return the project if `actor` may adjudicate its items: an admin, or a reviewer who
+    is a member and accepted its current NDA (the queue shows prompts and answers)."""
+    require_reviewer(actor)
+    project = visible_project(session, actor=actor, project_id=project_id)
+    if not actor.is_admin and not accepted_current_nda(session, actor=actor, project=project):
+        raise NeedsNda("accept the project's current NDA before seeing any item")
+    return project
 
 
 def workable_project(

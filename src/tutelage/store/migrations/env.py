@@ -2,7 +2,11 @@
 
 from alembic import context
 
-from tutelage.store import quality_tables, workspace_tables  # noqa: F401  (registers their tables)
+from tutelage.store import (  # noqa: F401  (registers their tables)
+    dataset_tables,
+    quality_tables,
+    workspace_tables,
+)
 from tutelage.store.tables import Base
 
 engine = context.config.attributes["engine"]

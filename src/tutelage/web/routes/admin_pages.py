@@ -61,7 +61,16 @@ Ticked = Annotated[bool, Form()]
 Kinds = Annotated[list[str] | None, Form()]
 
 TASK_KINDS = [kind.value for kind in TaskKind]
-AUDIT_PREFIXES = ("project.", "member.", "nda.", "judgment.", "items.", "item.", "qualification.")
+AUDIT_PREFIXES = (
+    "project.",
+    "member.",
+    "nda.",
+    "judgment.",
+    "items.",
+    "item.",
+    "qualification.",
+    "quality.",
+)
 AUDIT_LIMIT = 500
 _DONE_CHARS = 300
 _BAR_LEVELS = 20  # bar heights come in steps of 5% (admin.css), as inline styles are refused

@@ -12,6 +12,7 @@ the last one.
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, bindparam, exists, func, select, update
@@ -130,14 +131,14 @@ _BEST_TASK_ITEM = (
     .order_by(_OPEN_SLOTS.desc(), ItemRow.id)
     .limit(1)
 )
-# PostgreSQL: first take the best item no other expert is claiming right now; only if
-# every open item is being claimed, wait for those claims and look again, so "nothing
-# left" is never said while an item still has a slot. One row is locked at a time, so
-# claims cannot deadlock. SQLite has one writer and ignores FOR UPDATE.
-_BEST_TASK_ITEM_CLAIMS = (
-    _BEST_TASK_ITEM.with_for_update(skip_locked=True),
-    _BEST_TASK_ITEM.with_for_update(),
-)
+# PostgreSQL: take the best item no other expert is claiming right now (SKIP LOCKED never
+# waits, so claims cannot deadlock). A blocking FOR UPDATE with LIMIT can: a row it waited
+# for and then found full stays locked while it moves on to the next, so two claimers can
+# each hold the row the other waits for. SQLite has one writer and ignores FOR UPDATE.
+_BEST_UNCLAIMED_ITEM = _BEST_TASK_ITEM.with_for_update(skip_locked=True)
+# How long a next-task call waits, in short sleeps, while every open item is being claimed.
+_CLAIM_RETRY_SECONDS = 0.005
+_CLAIM_PATIENCE_SECONDS = 10.0
 # The claimed row comes back from the UPDATE itself (RETURNING), as it is after the claim.
 _CLAIM = (
     update(ItemRow)
@@ -191,14 +192,22 @@ def _claim_task_item(session: Session, *, actor: Actor, project: ProjectRow) -> 
         "tags": sorted(actor.expertise),
         "user_id": actor.user_id,
     }
-    for query in _BEST_TASK_ITEM_CLAIMS:
-        item_id = session.scalar(query, parameters)
-        if item_id is None:
-            continue
-        claimed = session.scalar(_CLAIM, {"item_id": item_id, "overlap": project.overlap})
-        if claimed is not None:
-            return claimed
-    return None
+    waited = 0.0
+    while True:
+        item_id = session.scalar(_BEST_UNCLAIMED_ITEM, parameters)
+        if item_id is not None:
+            claimed = session.scalar(_CLAIM, {"item_id": item_id, "overlap": project.overlap})
+            if claimed is not None:
+                return claimed
+        # Nothing unclaimed: "nothing left" only if no open item exists at all; otherwise
+        # the open ones are being claimed this instant, and one may still have a slot once
+        # those claims commit, so look again shortly.
+        if session.scalar(_BEST_TASK_ITEM, parameters) is None:
+            return None
+        if waited >= _CLAIM_PATIENCE_SECONDS:
+            raise Conflict("the queue is busier than it should be: ask for the next task again")
+        time.sleep(_CLAIM_RETRY_SECONDS)
+        waited += _CLAIM_RETRY_SECONDS
 
 
 def _qualification_open(session: Session, project: ProjectRow, member: MembershipRow) -> bool:

@@ -18,6 +18,7 @@ from tutelage.web.routes import (
     admin_pages,
     auth_api,
     auth_pages,
+    dataset_pages,
     quality_api,
     quality_pages,
     work_api,
@@ -65,6 +66,7 @@ def create_app(
     app.include_router(auth_pages.router)
     app.include_router(admin_pages.router)
     app.include_router(quality_pages.router)
+    app.include_router(dataset_pages.router)
     app.include_router(work_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

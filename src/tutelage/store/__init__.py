@@ -96,10 +96,12 @@ class Store:
     # than on SQLite's busy handler, whose sleep-and-retry adds tens of milliseconds.
     _writer: WriterLock = field(default_factory=lambda: NO_WRITER_LOCK)
 
-    def session(self) -> AbstractContextManager[Session]:
+    @contextmanager
+    def session(self) -> Iterator[Session]:
         """Yield a session in one transaction: committed on success, rolled back on error."""
         self._writer.acquire()
-        return self._session_holding_writer()
+        with self._session_holding_writer() as session:
+            yield session
 
     def session_if_free(self) -> AbstractContextManager[Session] | None:
         """Return `session()` if it can start at once, or None while another transaction

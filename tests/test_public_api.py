@@ -19,6 +19,7 @@ MODULES = [
     "tutelage.workspace",
     "tutelage.quality",
     "tutelage.datasets",
+    "tutelage.training",
     "tutelage.web",
 ]
 

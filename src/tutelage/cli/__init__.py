@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from tutelage import __version__
 from tutelage.cli import checks as checks_cli
-from tutelage.cli import data, demo, generate, quality, serve, store, users
+from tutelage.cli import data, demo, generate, quality, serve, store, train, users
 from tutelage.cli import datasets as datasets_cli
 from tutelage.formats import FormatError
 from tutelage.generation import GenerationError, ModelUnavailableError
@@ -43,6 +43,8 @@ app.add_typer(datasets_cli.datasets_app, name="datasets")
 app.add_typer(checks_cli.evalsets_app, name="evalsets")
 app.command("check")(checks_cli.check_command)
 app.command("redact")(checks_cli.redact_command)
+app.add_typer(train.train_app, name="train")
+app.command("score")(train.score_command)
 
 
 app.add_typer(models_app, name="models")

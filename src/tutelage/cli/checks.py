@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tutelage.cli.options import DbOption
+from tutelage.cli.progress import steps
 from tutelage.datasets.contamination import OverlapSettings
 from tutelage.store import open_store
 
@@ -120,20 +120,13 @@ def check_command(
     store = open_store(db)
     with store.session() as session:
         found = open_version(session, ref=version)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("checking", total=None)
+    with steps("checking", err_console) as say:
         report = run_checks(
             store,
             version=found,
             settings=settings,
             actor=_actor(by),
-            progress=lambda message: progress.update(task, description=message),
+            progress=say,
         )
     if as_json:
         typer.echo(json.dumps(report.to_json()))

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tutelage.cli.options import DbOption, ProjectOption
+from tutelage.cli.progress import steps
 from tutelage.datasets.versions import DatasetVersion, list_versions, open_version
 from tutelage.store import open_store
 
@@ -93,21 +93,14 @@ def snapshot_command(
         split=split,
     )
     store = open_store(db)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("snapshot", total=None)
+    with steps("snapshot", err_console) as say:
         version = snapshot(
             store,
             project=project,
             name=name,
             settings=settings,
             actor=_actor(by),
-            progress=lambda message: progress.update(task, description=message),
+            progress=say,
         )
     if as_json:
         typer.echo(json.dumps(version.manifest, default=str))

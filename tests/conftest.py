@@ -79,3 +79,25 @@ def second_store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(f"sqlite:///{tmp_path / 'second.db'}")
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2_small(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """SmolLM2-135M-Instruct cut to its first 4 of 30 layers: its real weights and
+    tokenizer at a seventh of the cost, so the tests train in seconds on a CPU."""
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tutelage.training.dpo import default_policy
+
+    try:
+        full = default_policy()
+    except Exception as exc:  # the bundled model is not installed here
+        pytest.skip(f"SmolLM2 unavailable: {exc}")
+    model = AutoModelForCausalLM.from_pretrained(full, dtype=torch.float32)
+    model.model.layers = model.model.layers[:4]
+    model.config.num_hidden_layers = 4
+    folder = tmp_path_factory.mktemp("smollm2-4-layers")
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(full).save_pretrained(folder)
+    return str(folder)

@@ -6,33 +6,56 @@ what is judged); it is never dropped, and the cut pairs are counted.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tutelage.records import PreferencePair
+from tutelage.records import ChatExample, PreferencePair
 
 __all__ = [
+    "Demonstration",
+    "DemonstrationData",
+    "Messages",
     "PreferenceData",
     "TokenisedPair",
     "TrainingPair",
     "encode_answer",
     "length_grouped_batches",
+    "load_demonstrations",
     "load_pairs",
     "pad_batch",
+    "split_by_prompt",
     "tokenise_pairs",
 ]
 
 
+Messages = tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True)
 class TrainingPair:
-    """A prompt (flattened to "role: content" lines) with its chosen and rejected answer."""
+    """A prompt with its chosen and rejected answer.
+
+    `prompt` is the conversation flattened to "role: content" lines (what an encoder
+    reward model reads); `messages` keeps its (role, content) turns for chat templates.
+    """
 
     prompt: str
     chosen: str
     rejected: str
     strength: str | None = None
+    messages: Messages = ()
+
+
+@dataclass(frozen=True)
+class Demonstration:
+    """A prompt and the answer the model should give: one SFT example."""
+
+    prompt: str
+    answer: str
+    messages: Messages = ()
 
 
 @dataclass(frozen=True)
@@ -40,6 +63,16 @@ class PreferenceData:
     """Pairs to train on and where they came from: a version (name and hash) or a file."""
 
     pairs: list[TrainingPair]
+    source: str
+    version_name: str | None = None
+    version_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class DemonstrationData:
+    """Demonstrations to train on and where they came from: a version or a file."""
+
+    examples: list[Demonstration]
     source: str
     version_name: str | None = None
     version_hash: str | None = None
@@ -63,6 +96,53 @@ def load_pairs(
     path = Path(data)
     if path.is_file():
         return PreferenceData(pairs=_pairs_from_file(path), source=str(path))
+    version, records = _version_records(data, "preference", db, override, actor, split)
+    pairs = [
+        TrainingPair(
+            prompt=str(text), chosen=str(c), rejected=str(r), messages=_version_messages(p)
+        )
+        for p, text, c, r in zip(
+            records["prompt"],
+            records["prompt_text"],
+            records["chosen"],
+            records["rejected"],
+            strict=True,
+        )
+    ]
+    return PreferenceData(
+        pairs=pairs, source=version.name, version_name=version.name, version_hash=version.hash
+    )
+
+
+def load_demonstrations(
+    data: str | Path,
+    *,
+    db: str | None = None,
+    override: str | None = None,
+    actor: str = "training",
+    split: str | None = "train",
+) -> DemonstrationData:
+    """Return the demonstrations of `data`: a chat file whose records carry an answer,
+    a preference file (its chosen answers), or an `sft` dataset version (rewrites and
+    demonstrations), gated as in `load_pairs`."""
+    path = Path(data)
+    if path.is_file():
+        return DemonstrationData(examples=_demonstrations_from_file(path), source=str(path))
+    version, records = _version_records(data, "sft", db, override, actor, split)
+    examples = [
+        Demonstration(prompt=str(text), answer=str(answer), messages=_version_messages(p))
+        for p, text, answer in zip(
+            records["prompt"], records["prompt_text"], records["completion"], strict=True
+        )
+    ]
+    return DemonstrationData(
+        examples=examples, source=version.name, version_name=version.name, version_hash=version.hash
+    )
+
+
+def _version_records(
+    data: str | Path, kind: str, db: str | None, override: str | None, actor: str, split: str | None
+) -> tuple[Any, Any]:
     from tutelage.datasets.gate import require_checked
     from tutelage.datasets.versions import DatasetError, open_version, read_records
     from tutelage.store import open_store
@@ -74,23 +154,25 @@ def load_pairs(
             require_checked(session, version=version, override=override, actor=actor)
     finally:
         store.close()
-    if version.kind != "preference":
+    if version.kind != kind:
+        wanted = "a reward model or DPO" if kind == "preference" else "SFT"
         raise DatasetError(
             f"dataset version {version.name!r} holds {version.kind} records; "
-            "a reward model trains on a preference version"
+            f"{wanted} trains on a {kind} version"
         )
     records = read_records(version)
     if split is not None:
         records = records[records["split"] == split]
-    pairs = [
-        TrainingPair(prompt=str(p), chosen=str(c), rejected=str(r))
-        for p, c, r in zip(
-            records["prompt_text"], records["chosen"], records["rejected"], strict=True
-        )
-    ]
-    return PreferenceData(
-        pairs=pairs, source=version.name, version_name=version.name, version_hash=version.hash
-    )
+    return version, records
+
+
+def _version_messages(prompt: object) -> Messages:
+    return tuple((m["role"], m["content"]) for m in json.loads(str(prompt)))
+
+
+def _record_messages(prompt: Any) -> tuple[str, Messages]:
+    messages = tuple((str(m.role), m.content) for m in prompt.messages)
+    return "\n".join(f"{role}: {content}" for role, content in messages), messages
 
 
 def _pairs_from_file(path: Path) -> list[TrainingPair]:
@@ -103,10 +185,44 @@ def _pairs_from_file(path: Path) -> list[TrainingPair]:
         record = item.record
         if not isinstance(record, PreferencePair):
             raise FormatError(path, item.line, None, "expected a preference pair, not a chat")
-        prompt = "\n".join(f"{m.role}: {m.content}" for m in record.prompt.messages)
+        prompt, messages = _record_messages(record.prompt)
         strength = record.strength.value if record.strength is not None else None
-        pairs.append(TrainingPair(prompt, record.chosen.text, record.rejected.text, strength))
+        pairs.append(
+            TrainingPair(prompt, record.chosen.text, record.rejected.text, strength, messages)
+        )
     return pairs
+
+
+def _demonstrations_from_file(path: Path) -> list[Demonstration]:
+    from tutelage.formats import FormatError, read_file
+
+    examples = []
+    for item in read_file(path):
+        if item.error is not None:
+            raise item.error
+        record = item.record
+        if isinstance(record, PreferencePair):
+            answer = record.chosen.text
+        elif isinstance(record, ChatExample) and record.answer is not None:
+            answer = record.answer.text
+        else:
+            raise FormatError(path, item.line, "answer", "a chat with no answer to learn from")
+        prompt, messages = _record_messages(record.prompt)
+        examples.append(Demonstration(prompt, answer, messages))
+    return examples
+
+
+def split_by_prompt(
+    pairs: list[TrainingPair], *, fraction: float = 0.2, seed: int = 0
+) -> tuple[list[TrainingPair], list[TrainingPair]]:
+    """Return (train, held_out): the distinct prompts are shuffled with `seed` and the
+    first `fraction` of them held out, so no prompt is on both sides."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"the held-out fraction must be between 0 and 1, not {fraction}")
+    prompts = sorted({p.prompt for p in pairs})
+    random.Random(seed).shuffle(prompts)
+    held = set(prompts[: round(len(prompts) * fraction)])
+    return [p for p in pairs if p.prompt not in held], [p for p in pairs if p.prompt in held]
 
 
 @dataclass(frozen=True)

@@ -1,32 +1,65 @@
 """Train a reward model (a transformer with a scalar head) on preference pairs.
 
 One config, one train function, top to bottom. The run's folder is a model folder that
-transformers loads, with `config.toml`, `metrics.json` and `loss.png` beside it.
+transformers loads, with `config.toml`, `metrics.json`, `loss.png` and `run.json`
+beside it. An ensemble (`ensemble` > 1) trains k members differing in seed and data
+order into ``member-0`` ... ``member-{k-1}``; their spread estimates uncertainty.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import resource
+import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tutelage.training.data import (
     PreferenceData,
+    TokenisedPair,
     TrainingPair,
-    encode_answer,
-    length_grouped_batches,
     pad_batch,
     tokenise_pairs,
 )
+from tutelage.training.run import (
+    CHECKPOINT,
+    TrainingRun,
+    apply_lora,
+    batch_schedule,
+    check_common,
+    config_settings,
+    data_record,
+    disable_dropout,
+    gathered_state,
+    load_checkpoint,
+    make_accelerator,
+    make_optimizer,
+    peak_memory_mb,
+    progress_bar,
+    restore_rng,
+    save_checkpoint,
+    save_model,
+    steps_per_epoch,
+    summarise_steps,
+    write_config,
+    write_run,
+)
 
-__all__ = ["STRENGTH_MARGINS", "RewardConfig", "RewardRun", "score_pairs", "train_reward"]
+__all__ = [
+    "ENSEMBLE_FILE",
+    "STRENGTH_MARGINS",
+    "RewardConfig",
+    "default_base",
+    "ensemble_members",
+    "score_ensemble",
+    "score_pairs",
+    "train_reward",
+]
 
 # Margin the chosen reward must lead by, per preference strength (margin_from_strength).
 STRENGTH_MARGINS = {"slight": 0.0, "clear": 0.5, "decisive": 1.0}
+ENSEMBLE_FILE = "ensemble.json"
 
 
 def default_base() -> str:
@@ -49,35 +82,19 @@ class RewardConfig:
     lr: float = 5e-5
     seed: int = 0
     margin_from_strength: bool = False
+    ensemble: int = 1
+    gradient_checkpointing: bool = False
+    precision: str = "auto"
+    lora: bool = False
+    lora_rank: int = 16
+    checkpoint_every: int = 200
+    dropout: bool = False
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be at least 1, not {self.max_steps}")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, not {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {self.batch_size}")
-        if self.max_length < 8:
-            raise ValueError(f"max_length must be at least 8 tokens, not {self.max_length}")
-        if not 0 < self.lr < 1:
-            raise ValueError(f"lr must be between 0 and 1, not {self.lr}")
-
-
-@dataclass(frozen=True)
-class RewardRun:
-    """A finished run: where it was written and what it measured."""
-
-    out: Path
-    metrics: dict[str, Any]
-
-
-def _peak_memory_mb(device: Any) -> float:
-    import torch
-
-    if device.type == "cuda":
-        return float(torch.cuda.max_memory_allocated(device)) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        if self.ensemble < 1:
+            raise ValueError(f"ensemble must be at least 1 member, not {self.ensemble}")
+        check_common(self)
 
 
 def _load(base: str) -> tuple[Any, Any]:
@@ -94,161 +111,277 @@ def _load(base: str) -> tuple[Any, Any]:
     return tokenizer, model
 
 
+def _tokenise(tokenizer: Any, pairs: list[TrainingPair], max_length: int) -> list[TokenisedPair]:
+    """Return the pairs as the base reads them: an encoder (BERT) as a text pair; a chat
+    model (SmolLM2) as its chat template renders the conversation and the answer."""
+    if not getattr(tokenizer, "chat_template", None):
+        return tokenise_pairs(tokenizer, pairs, max_length)
+    from tutelage.training.sequences import encode_answer_ids, encode_prompt, fit_group
+
+    tokenised = []
+    for pair in pairs:
+        group = fit_group(
+            encode_prompt(tokenizer, pair.messages, pair.prompt),
+            [
+                encode_answer_ids(tokenizer, pair.chosen),
+                encode_answer_ids(tokenizer, pair.rejected),
+            ],
+            max_length,
+        )
+        chosen, rejected = (group.prompt + answer for answer in group.answers)
+        tokenised.append(
+            TokenisedPair(
+                {"input_ids": chosen, "attention_mask": [1] * len(chosen)},
+                {"input_ids": rejected, "attention_mask": [1] * len(rejected)},
+                group.truncated,
+            )
+        )
+    return tokenised
+
+
 def _rewards(model: Any, encodings: list[dict[str, list[int]]], pad_token_id: int) -> Any:
     batch = pad_batch(encodings, pad_token_id)
     device = next(model.parameters()).device
     return model(**{k: v.to(device) for k, v in batch.items()}).logits.squeeze(-1)
 
 
-def train_reward(config: RewardConfig, data: PreferenceData, *, progress: bool = True) -> RewardRun:
-    """Train a Bradley-Terry reward model on `data` and write the run to `config.out`."""
+def train_reward(
+    config: RewardConfig, data: PreferenceData, *, progress: bool = True, resume: bool = False
+) -> TrainingRun:
+    """Train a Bradley-Terry reward model (or an ensemble) on `data`; write the run to
+    `config.out`. With `resume`, continue from the checkpoint in `config.out`."""
+    if not data.pairs:
+        raise ValueError(f"no preference pairs to train on in {data.source}")
+    if config.ensemble == 1:
+        return _train_one(config, data, progress=progress, resume=resume)
+    if not resume and config.out.exists() and any(config.out.iterdir()):
+        raise FileExistsError(f"{config.out} is not empty; pick a new --out folder")
+    runs = []
+    for member in range(config.ensemble):
+        folder = config.out / f"member-{member}"
+        if resume and (folder / "run.json").is_file():
+            runs.append(TrainingRun(folder, json.loads((folder / "metrics.json").read_text())))
+            continue
+        member_config = replace(config, out=folder, seed=config.seed + member, ensemble=1)
+        runs.append(
+            _train_one(member_config, data, progress=progress, resume=resume and folder.exists())
+        )
+    members = [run.out.name for run in runs]
+    metrics = {
+        "ensemble": members,
+        "train_seconds": sum(r.metrics["train_seconds"] for r in runs),
+        "tokens": sum(r.metrics["tokens"] for r in runs),
+        "peak_memory_mb": max(r.metrics["peak_memory_mb"] for r in runs),
+        "pairs": runs[0].metrics["pairs"],
+        "truncated": runs[0].metrics["truncated"],
+        "members": [r.metrics["final"] for r in runs],
+    }
+    metrics["tokens_per_second"] = metrics["tokens"] / metrics["train_seconds"]
+    (config.out / ENSEMBLE_FILE).write_text(
+        json.dumps({"members": members, "settings": config_settings(config)}, indent=2) + "\n",
+        "utf-8",
+    )
+    (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+    return TrainingRun(out=config.out, metrics=metrics)
+
+
+def _train_one(
+    config: RewardConfig, data: PreferenceData, *, progress: bool, resume: bool
+) -> TrainingRun:
     import torch
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from tutelage.training.losses import bradley_terry_loss
 
-    if not data.pairs:
-        raise ValueError(f"no preference pairs to train on in {data.source}")
-    if config.out.exists() and any(config.out.iterdir()):
+    state = load_checkpoint(config.out) if resume else None
+    if resume and state is None:
+        raise FileNotFoundError(f"{config.out} holds no checkpoint to resume from")
+    if not resume and config.out.exists() and any(config.out.iterdir()):
         raise FileExistsError(f"{config.out} is not empty; pick a new --out folder")
+    started_at = time.time()
     torch.manual_seed(config.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    accelerator = make_accelerator(config.precision)
+    settings = config_settings(config)
+    if accelerator.is_main_process:
+        write_config(config.out, method="reward", settings=settings, data=data_record(data))
     tokenizer, model = _load(config.base)
-    model.to(device)
     pad = int(tokenizer.pad_token_id)
-    tokenised = tokenise_pairs(tokenizer, data.pairs, config.max_length)
-    truncated = sum(p.truncated for p in tokenised)
+    tokenised = _tokenise(tokenizer, data.pairs, config.max_length)
     margins = torch.tensor(
         [STRENGTH_MARGINS.get(p.strength or "", 0.0) for p in data.pairs], dtype=torch.float32
     )
-    lengths = [p.length for p in tokenised]
-    batches_per_epoch = math.ceil(len(tokenised) / config.batch_size)
+    if config.lora:
+        model = apply_lora(model, config.lora_rank, "SEQ_CLS")
+    if not config.dropout:
+        disable_dropout(model)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        if config.lora:
+            model.enable_input_require_grads()
+    if state is not None:
+        model.load_state_dict(state["model"])
+    optimizer = make_optimizer(model, config.lr)
+    per_epoch = steps_per_epoch(len(tokenised), config.batch_size, accelerator.num_processes)
     # max_steps, when given, wins over epochs (the data is repeated as needed)
-    total = config.max_steps or config.epochs * batches_per_epoch
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    total = config.max_steps or config.epochs * per_epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / total)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+    model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
 
-    steps: list[dict[str, float]] = []
-    real_tokens = 0
+    steps: list[dict[str, float]] = state["steps"] if state else []
+    real_tokens = int(state["tokens"]) if state else 0
+    train_seconds = float(state["train_seconds"]) if state else 0.0
     model.train()
+    restore_rng(state)
     started = time.perf_counter()
-    with Progress(
-        TextColumn("reward model"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
-        TimeRemainingColumn(),
-        disable=not progress,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("train", total=total, loss=float("nan"))
-        epoch = 0
-        while len(steps) < total:
-            for batch in length_grouped_batches(lengths, config.batch_size, config.seed + epoch):
-                if len(steps) >= total:
-                    break
-                pairs = [tokenised[i] for i in batch]
-                # chosen and rejected in one forward pass: rows [0, n) and [n, 2n)
-                encodings = [p.chosen for p in pairs] + [p.rejected for p in pairs]
-                rewards = _rewards(model, encodings, pad)
-                chosen, rejected = rewards[: len(pairs)], rewards[len(pairs) :]
-                margin = margins[batch].to(device) if config.margin_from_strength else None
-                loss = bradley_terry_loss(chosen, rejected, margin)
-                optimizer.zero_grad()
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
-                lr = float(schedule.get_last_lr()[0])
-                schedule.step()
-                real_tokens += sum(len(e["input_ids"]) for e in encodings)
-                accuracy = float((chosen > rejected).float().mean())
-                loss_value = float(loss.detach())
-                steps.append(
-                    {"step": len(steps) + 1, "loss": loss_value, "accuracy": accuracy, "lr": lr}
+    with progress_bar("reward model", enabled=progress and accelerator.is_main_process) as bar:
+        task = bar.add_task("train", total=total, loss=float("nan"), completed=len(steps))
+        batches = batch_schedule(
+            [p.length for p in tokenised],
+            config.batch_size,
+            config.seed,
+            total,
+            processes=accelerator.num_processes,
+            rank=accelerator.process_index,
+        )
+        for step, batch in enumerate(batches, start=1):
+            if step <= len(steps):
+                continue  # done before the checkpoint
+            pairs = [tokenised[i] for i in batch]
+            # chosen and rejected in one forward pass: rows [0, n) and [n, 2n)
+            encodings = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+            with accelerator.autocast():
+                rewards = _rewards(model, encodings, pad).float()
+            chosen, rejected = rewards[: len(pairs)], rewards[len(pairs) :]
+            margin = margins[batch].to(rewards.device) if config.margin_from_strength else None
+            loss = bradley_terry_loss(chosen, rejected, margin)
+            optimizer.zero_grad()
+            accelerator.backward(loss)
+            optimizer.step()
+            lr = float(schedule.get_last_lr()[0])
+            schedule.step()
+            real_tokens += sum(len(e["input_ids"]) for e in encodings)
+            loss_value = float(loss.detach())
+            steps.append(
+                {
+                    "step": step,
+                    "loss": loss_value,
+                    "accuracy": float((chosen > rejected).float().mean()),
+                    "lr": lr,
+                }
+            )
+            bar.update(task, advance=1, loss=loss_value)
+            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total:
+                save_checkpoint(
+                    config.out,
+                    accelerator,
+                    {
+                        "model": gathered_state(accelerator, model),
+                        "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(),
+                        "steps": steps,
+                        "tokens": real_tokens,
+                        "train_seconds": train_seconds + time.perf_counter() - started,
+                        "settings": settings,
+                    },
                 )
-                bar.update(task, advance=1, loss=loss_value)
-            epoch += 1
-    train_seconds = time.perf_counter() - started
+    train_seconds += time.perf_counter() - started
+    real_tokens = int(
+        accelerator.reduce(torch.tensor(real_tokens, device=accelerator.device), "sum")
+    )
 
     metrics: dict[str, Any] = {
         "steps": steps,
-        "final": {
-            "loss": steps[-1]["loss"],
-            "accuracy": steps[-1]["accuracy"],
-            "mean_loss_last_10": sum(s["loss"] for s in steps[-10:]) / len(steps[-10:]),
-            "mean_accuracy_last_10": sum(s["accuracy"] for s in steps[-10:]) / len(steps[-10:]),
-        },
+        "final": summarise_steps(steps),
         "train_seconds": train_seconds,
         "tokens": real_tokens,
         "tokens_per_second": real_tokens / train_seconds if train_seconds > 0 else 0.0,
-        "peak_memory_mb": _peak_memory_mb(device),
+        "peak_memory_mb": peak_memory_mb(accelerator.device),
         "pairs": len(tokenised),
-        "truncated": truncated,
-        "device": str(device),
-        "data": {
-            "source": data.source,
-            "version": data.version_name,
-            "version_hash": data.version_hash,
-        },
+        "truncated": sum(p.truncated for p in tokenised),
+        "device": str(accelerator.device),
+        "processes": accelerator.num_processes,
+        "precision": accelerator.mixed_precision,
+        "data": data_record(data),
     }
-    config.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(config.out)
-    tokenizer.save_pretrained(config.out)
-    (config.out / "config.toml").write_text(_toml(config, data), encoding="utf-8")
-    (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
-    _plot(steps, config.out / "loss.png")
-    return RewardRun(out=config.out, metrics=metrics)
+    accelerator.wait_for_everyone()
+    save_model(accelerator, model, accelerator.unwrap_model(model), tokenizer, config.out)
+    if accelerator.is_main_process:
+        write_run(
+            config.out,
+            method="reward",
+            settings=settings,
+            data=data_record(data),
+            metrics=metrics,
+            loss_label="Bradley-Terry loss",
+            started=started_at,
+        )
+        shutil.rmtree(config.out / CHECKPOINT, ignore_errors=True)
+    return TrainingRun(out=config.out, metrics=metrics)
 
 
-def _toml(config: RewardConfig, data: PreferenceData) -> str:
-    """Return the config (and the data it ran on) as TOML; None values are left out."""
-    settings = {**asdict(config), "out": str(config.out), "data": data.source}
-    if data.version_hash is not None:
-        settings["data_version_hash"] = data.version_hash
-    lines = ["[reward]"]
-    for key, value in settings.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            lines.append(f"{key} = {'true' if value else 'false'}")
-        elif isinstance(value, int | float):
-            lines.append(f"{key} = {value!r}")
-        else:
-            lines.append(f"{key} = {json.dumps(str(value))}")
-    return "\n".join(lines) + "\n"
+def ensemble_members(model_dir: str | Path) -> list[Path]:
+    """Return the member folders of an ensemble run, or [model_dir] for a single model."""
+    folder = Path(model_dir)
+    manifest = folder / ENSEMBLE_FILE
+    if manifest.is_file():
+        members = json.loads(manifest.read_text(encoding="utf-8"))["members"]
+        return [folder / name for name in members]
+    return [folder]
 
 
-def _plot(steps: list[dict[str, float]], path: Path) -> None:
-    import matplotlib
+def _load_for_scoring(model_dir: Path) -> tuple[Any, Any]:
+    """Return (tokenizer, model) from a full model folder or a LoRA adapter folder."""
+    if (model_dir / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForSequenceClassification
+        from transformers import AutoTokenizer
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    axis.plot([s["step"] for s in steps], [s["loss"] for s in steps])
-    axis.set_xlabel("step")
-    axis.set_ylabel("Bradley-Terry loss")
-    axis.set_title("reward model training loss")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoPeftModelForSequenceClassification.from_pretrained(model_dir, num_labels=1)
+        model.config.pad_token_id = tokenizer.pad_token_id
+        return tokenizer, model
+    return _load(str(model_dir))
 
 
-def score_pairs(
-    model_dir: str | Path, pairs: list[TrainingPair], *, max_length: int = 256, batch_size: int = 32
+def _score_one(
+    model_dir: Path, pairs: list[TrainingPair], max_length: int, batch_size: int
 ) -> list[tuple[float, float]]:
-    """Return (chosen reward, rejected reward) for each pair under the model at `model_dir`."""
     import torch
 
-    tokenizer, model = _load(str(model_dir))
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir} is not a model folder")
+    tokenizer, model = _load_for_scoring(model_dir)
     model.eval()
     pad = int(tokenizer.pad_token_id)
     scores: list[tuple[float, float]] = []
     with torch.no_grad():
         for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start : start + batch_size]
-            encodings = [encode_answer(tokenizer, p.prompt, p.chosen, max_length)[0] for p in chunk]
-            encodings += [
-                encode_answer(tokenizer, p.prompt, p.rejected, max_length)[0] for p in chunk
-            ]
+            chunk = _tokenise(tokenizer, pairs[start : start + batch_size], max_length)
+            encodings = [p.chosen for p in chunk] + [p.rejected for p in chunk]
             rewards = _rewards(model, encodings, pad).float().tolist()
             scores.extend(zip(rewards[: len(chunk)], rewards[len(chunk) :], strict=True))
     return scores
+
+
+def score_ensemble(
+    model_dir: str | Path, pairs: list[TrainingPair], *, max_length: int = 256, batch_size: int = 32
+) -> list[list[tuple[float, float]]]:
+    """Return, per member of the model at `model_dir` (one for a single model), the
+    (chosen reward, rejected reward) of each pair."""
+    return [
+        _score_one(member, pairs, max_length, batch_size) for member in ensemble_members(model_dir)
+    ]
+
+
+def score_pairs(
+    model_dir: str | Path, pairs: list[TrainingPair], *, max_length: int = 256, batch_size: int = 32
+) -> list[tuple[float, float]]:
+    """Return (chosen reward, rejected reward) for each pair under the model at
+    `model_dir`; for an ensemble, the members' mean."""
+    members = score_ensemble(model_dir, pairs, max_length=max_length, batch_size=batch_size)
+    count = len(members)
+    return [
+        (sum(m[i][0] for m in members) / count, sum(m[i][1] for m in members) / count)
+        for i in range(len(pairs))
+    ]

@@ -1,0 +1,403 @@
+"""What every training run shares: devices, the batch schedule, checkpoints, and the
+files a finished run leaves (config.toml, metrics.json, loss.png, run.json).
+
+The train functions (reward, DPO, SFT) call these top to bottom; none of them hides a
+loop. One process or many: `Accelerator` (from accelerate) is a no-op on one device and
+gives DDP/FSDP under ``accelerate launch``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import resource
+import subprocess
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CHECKPOINT",
+    "TrainingRun",
+    "apply_lora",
+    "batch_schedule",
+    "check_common",
+    "code_version",
+    "config_from_file",
+    "config_hash",
+    "config_settings",
+    "data_record",
+    "disable_dropout",
+    "gathered_state",
+    "load_checkpoint",
+    "make_accelerator",
+    "make_optimizer",
+    "peak_memory_mb",
+    "progress_bar",
+    "restore_rng",
+    "save_checkpoint",
+    "save_model",
+    "steps_per_epoch",
+    "summarise_steps",
+    "write_config",
+    "write_run",
+]
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """A finished run: where it was written and what it measured."""
+
+    out: Path
+    metrics: dict[str, Any]
+
+
+def config_settings(config: Any) -> dict[str, Any]:
+    """Return the config as plain TOML-able values (paths as text, None left out)."""
+    settings: dict[str, Any] = {}
+    for key, value in asdict(config).items():
+        if value is None:
+            continue
+        settings[key] = str(value) if isinstance(value, Path) else value
+    return settings
+
+
+def config_hash(settings: dict[str, Any]) -> str:
+    """Return the sha256 of the settings that decide the result (not where it is written)."""
+    relevant = {k: v for k, v in settings.items() if k not in {"out", "checkpoint_every"}}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def _toml(method: str, settings: dict[str, Any]) -> str:
+    lines = [f"[{method}]"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def config_from_file(path: Path, method: str, config_type: type[Any]) -> dict[str, Any]:
+    """Return the settings of section ``[method]`` of a TOML file, checked against the
+    fields of `config_type` (unknown keys are an error naming the file and the key)."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the config: {exc}") from exc
+    section = document.get(method, document if method not in document else {})
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: [{method}] must be a table")
+    known = {f.name for f in fields(config_type)} | {"data", "data_version_hash"}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) in [{method}]: {', '.join(unknown)}")
+    return {k: v for k, v in section.items() if k not in {"data", "data_version_hash"}}
+
+
+def check_common(config: Any) -> None:
+    """Validate the settings every method shares (kept identical across methods)."""
+    if config.max_steps is not None and config.max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, not {config.max_steps}")
+    if config.epochs < 1:
+        raise ValueError(f"epochs must be at least 1, not {config.epochs}")
+    if config.batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {config.batch_size}")
+    if config.max_length < 8:
+        raise ValueError(f"max_length must be at least 8 tokens, not {config.max_length}")
+    if not 0 < config.lr < 1:
+        raise ValueError(f"lr must be between 0 and 1, not {config.lr}")
+    if config.precision not in {"auto", "fp32", "bf16"}:
+        raise ValueError(f"precision must be auto, fp32 or bf16, not {config.precision!r}")
+    if config.checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be at least 0, not {config.checkpoint_every}")
+
+
+def data_record(data: Any) -> dict[str, Any]:
+    """Return where the training data came from, for metrics and the run record."""
+    return {
+        "source": data.source,
+        "version": data.version_name,
+        "version_hash": data.version_hash,
+    }
+
+
+def apply_lora(model: Any, rank: int, task_type: str) -> Any:
+    """Return `model` with LoRA adapters (rank `rank`, alpha 2*rank) on every linear
+    layer; for a reward model the scalar head is trained in full and saved with them."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(
+        model,
+        LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear", task_type=task_type),
+    )
+
+
+def disable_dropout(model: Any) -> None:
+    """Set every dropout probability to 0: preference losses compare two forward passes,
+    which dropout makes noisy, and on a CPU the masks cost more than the layers they
+    drop from (TRL's trainers do the same by default)."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+def make_optimizer(model: Any, lr: float) -> Any:
+    """Return AdamW over the trainable parameters; the fused kernel where torch has one
+    for the device (fewer passes over memory, no temporary copies of every weight)."""
+    import torch
+
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(parameters, lr=lr, fused=True)
+
+
+def code_version() -> str:
+    """Return the tutelage version, with the git commit (and "+dirty") when run from a
+    checkout, so a run names the exact code that made it."""
+    from tutelage import __version__
+
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+g{commit[:12]}{'.dirty' if dirty else ''}"
+
+
+def make_accelerator(precision: str) -> Any:
+    """Return an `Accelerator`: bf16 autocast when asked for ("auto": where the device
+    supports it), fp32 otherwise."""
+    import torch
+    from accelerate import Accelerator
+
+    if precision not in {"auto", "fp32", "bf16"}:
+        raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
+    bf16 = precision == "bf16" or (
+        precision == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    )
+    return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not torch.cuda.is_available())
+
+
+def batch_schedule(
+    lengths: list[int], batch_size: int, seed: int, total: int, *, processes: int = 1, rank: int = 0
+) -> Iterator[list[int]]:
+    """Yield this process's batches for `total` steps: length-grouped, reshuffled each
+    epoch (seed + epoch), the data repeated as needed. Deterministic, so a resumed run
+    skips the steps it has done and sees the same batches after them."""
+    from tutelage.training.data import length_grouped_batches
+
+    step = 0
+    epoch = 0
+    while step < total:
+        batches = length_grouped_batches(lengths, batch_size, seed + epoch)
+        usable = len(batches) - len(batches) % processes or len(batches)
+        for start in range(0, usable, processes):
+            if step >= total:
+                return
+            yield batches[min(start + rank, len(batches) - 1)]
+            step += 1
+        epoch += 1
+
+
+def steps_per_epoch(count: int, batch_size: int, processes: int = 1) -> int:
+    """Return the optimiser steps one pass over `count` examples takes."""
+    return max(1, math.ceil(count / batch_size) // processes)
+
+
+def save_checkpoint(out: Path, accelerator: Any, state: dict[str, Any]) -> None:
+    """Write `state` (model, optimiser, scheduler, step, per-step metrics, RNG) to
+    ``out/checkpoint/state.pt`` atomically: a crash mid-write keeps the previous one."""
+    import torch
+
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+    folder = out / CHECKPOINT
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {
+        **state,
+        "rng": {"python": random.getstate(), "torch": torch.get_rng_state()},
+        "saved_at": datetime.now(UTC).isoformat(),
+    }
+    partial = folder / "state.pt.partial"
+    torch.save(state, partial)
+    with partial.open("rb") as handle:
+        os.fsync(handle.fileno())
+    partial.replace(folder / "state.pt")
+
+
+def load_checkpoint(out: Path) -> dict[str, Any] | None:
+    """Return the state saved by `save_checkpoint` in `out`, or None when there is none."""
+    import torch
+
+    path = out / CHECKPOINT / "state.pt"
+    if not path.is_file():
+        return None
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    return state
+
+
+def restore_rng(state: dict[str, Any] | None) -> None:
+    """Put the random generators back as they were at the checkpoint (dropout draws and
+    all), so a resumed run goes on exactly as the uninterrupted one would have."""
+    import torch
+
+    if state is not None:
+        random.setstate(state["rng"]["python"])
+        torch.set_rng_state(state["rng"]["torch"])
+
+
+def gathered_state(accelerator: Any, wrapped: Any, prefix: str = "") -> dict[str, Any]:
+    """Return the trained model's full state dict, gathered from every process (FSDP
+    shards it), keys without the wrapper's `prefix`. Every process must call this."""
+    state: dict[str, Any] = accelerator.get_state_dict(wrapped)
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def save_model(
+    accelerator: Any, wrapped: Any, model: Any, tokenizer: Any, out: Path, prefix: str = ""
+) -> None:
+    """Save the model (full weights, or LoRA adapters naming their base) and tokenizer to
+    `out` as transformers loads them. Every process must call this; the first writes."""
+    state = gathered_state(accelerator, wrapped, prefix)
+    if accelerator.is_main_process:
+        model.save_pretrained(out, state_dict=state)
+        tokenizer.save_pretrained(out)
+
+
+def peak_memory_mb(device: Any) -> float:
+    """Return the peak memory of this process: allocated on a GPU, resident on a CPU."""
+    import torch
+
+    if device.type == "cuda":
+        return float(torch.cuda.max_memory_allocated(device)) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def progress_bar(label: str, *, enabled: bool) -> Any:
+    """Return a rich progress bar showing steps, the last loss and the time left."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=True,
+    )
+
+
+def summarise_steps(steps: list[dict[str, float]]) -> dict[str, float]:
+    """Return the last step's loss and accuracy and their means over the last ten steps."""
+    last = steps[-10:]
+    summary = {"loss": steps[-1]["loss"], "mean_loss_last_10": _mean(s["loss"] for s in last)}
+    if "accuracy" in steps[-1]:
+        summary["accuracy"] = steps[-1]["accuracy"]
+        summary["mean_accuracy_last_10"] = _mean(s["accuracy"] for s in last)
+    return summary
+
+
+def _mean(values: Any) -> float:
+    items = [float(v) for v in values]
+    return sum(items) / len(items)
+
+
+def write_config(out: Path, *, method: str, settings: dict[str, Any], data: dict[str, Any]) -> None:
+    """Write config.toml: the settings under ``[method]`` and the data they ran on. Written
+    when a run starts, so `--resume` finds it, and again when it ends."""
+    out.mkdir(parents=True, exist_ok=True)
+    data_settings = {"data": data["source"]}
+    if data.get("version_hash"):
+        data_settings["data_version_hash"] = data["version_hash"]
+    (out / "config.toml").write_text(_toml(method, {**settings, **data_settings}), "utf-8")
+
+
+def write_run(
+    out: Path,
+    *,
+    method: str,
+    settings: dict[str, Any],
+    data: dict[str, Any],
+    metrics: dict[str, Any],
+    loss_label: str,
+    started: float,
+) -> None:
+    """Write config.toml (everything to rerun), metrics.json, loss.png and run.json (the
+    record tying the model to its data version, config hash and code version)."""
+    import torch
+    import transformers
+
+    write_config(out, method=method, settings=settings, data=data)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+    _plot(metrics["steps"], out / "loss.png", loss_label, method)
+    record = {
+        "method": method,
+        "data": data,
+        "config_hash": config_hash(settings),
+        "code_version": code_version(),
+        "base": settings.get("base"),
+        "started": datetime.fromtimestamp(started, UTC).isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
+        "host": platform.node(),
+        "device": metrics.get("device"),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        },
+        "final": metrics.get("final"),
+    }
+    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n", "utf-8")
+
+
+def _plot(steps: list[dict[str, float]], path: Path, label: str, method: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    axis.plot([s["step"] for s in steps], [s["loss"] for s in steps], linewidth=1)
+    axis.set_xlabel("step")
+    axis.set_ylabel(label)
+    axis.set_title(f"{method} training loss")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def elapsed(since: float) -> float:
+    """Return the seconds since `since` (a `time.perf_counter()` value)."""
+    return time.perf_counter() - since

@@ -1,0 +1,115 @@
+"""The same commands on several processes and on a GPU.
+
+Two processes under torchrun (what `accelerate launch` starts) run here on CPU with
+gloo, so the DDP path (sharded batches, synchronised gradients, one writer) is tested
+on every machine. The CUDA tests (bf16, two GPUs, FSDP) run where CUDA is present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+TOPICS = ["tea", "rain", "trains", "maps", "bread", "chess", "boats", "rivers"]
+
+
+def pairs_file(path: Path, count: int = 16) -> Path:
+    rows = [
+        {
+            "prompt": f"Tell me something about {TOPICS[i % 8]}, please ({i}).",
+            "chosen": f"Thank you for asking! Happy to help: {TOPICS[i % 8]} are lovely.",
+            "rejected": "No. Go away, that is a stupid question and I will not answer it.",
+        }
+        for i in range(count)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def launch(processes: int, *args: str, cpu: bool = True) -> subprocess.CompletedProcess[str]:
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    assert torchrun is not None
+    environment = dict(os.environ, OMP_NUM_THREADS="1")
+    if cpu:
+        environment["CUDA_VISIBLE_DEVICES"] = ""
+    command = [
+        torchrun,
+        f"--nproc_per_node={processes}",
+        f"--master_port={free_port()}",
+        "-m",
+        "tutelage",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+
+
+def test_two_processes_train_one_reward_model_and_one_writes_it(
+    tmp_path: Path,
+) -> None:
+    data = pairs_file(tmp_path / "pairs.jsonl")
+    out = tmp_path / "ddp"
+    flags = ["--max-steps", "3", "--batch-size", "2", "--max-length", "64", "--lr", "1e-4"]
+    result = launch(2, "train", "reward", str(data), "--out", str(out), *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["processes"] == 2 and len(metrics["steps"]) == 3
+    # each step saw two batches of two pairs, one per process: twice the tokens of one
+    single = tmp_path / "single"
+    alone = launch(1, "train", "reward", str(data), "--out", str(single), *flags)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    one = json.loads((single / "metrics.json").read_text(encoding="utf-8"))
+    assert one["processes"] == 1
+    assert metrics["tokens"] > one["tokens"]
+    # exactly one process wrote the run and reported it
+    assert result.stdout.count("trained on") == 1
+    assert (out / "model.safetensors").is_file() and (out / "run.json").is_file()
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.cuda
+@cuda
+def test_dpo_on_a_gpu_runs_in_bf16(tmp_path: Path, smollm2_small: str) -> None:
+    from tutelage.training import DPOConfig, PreferenceData, TrainingPair, train_dpo
+
+    pairs = [
+        TrainingPair(
+            f"user: {t}?", f"{t} is nice, thank you!", f"{t}. Go away.", None, (("user", f"{t}?"),)
+        )
+        for t in TOPICS
+    ]
+    config = DPOConfig(out=tmp_path / "dpo", base=smollm2_small, max_steps=2, batch_size=4)
+    run = train_dpo(config, PreferenceData(pairs=pairs, source="planted"), progress=False)
+    assert run.metrics["device"].startswith("cuda")
+    assert run.metrics["precision"] == ("bf16" if torch.cuda.is_bf16_supported() else "no")
+    assert run.metrics["peak_memory_mb"] > 0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_two_gpus_under_torchrun(tmp_path: Path, smollm2_small: str) -> None:
+    data = pairs_file(tmp_path / "pairs.jsonl")
+    out = tmp_path / "ddp"
+    result = launch(
+        2, "train", "dpo", str(data), "--out", str(out), "--base", smollm2_small,
+        "--max-steps", "2", "--batch-size", "2", cpu=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["processes"] == 2 and metrics["device"].startswith("cuda")

@@ -1,0 +1,186 @@
+"""What every training run gives a user: saved configs that load and rerun, a resume
+after a crash that ends where the uninterrupted run would, ensembles with a spread,
+LoRA adapters, and reward models on a decoder base whose padding is handled."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from tutelage.cli import app  # noqa: E402
+from tutelage.cli.train import _resolve_base  # noqa: E402
+from tutelage.training import (  # noqa: E402
+    DPOConfig,
+    PreferenceData,
+    RewardConfig,
+    SFTConfig,
+    TrainingPair,
+    load_pairs,
+    score_pairs,
+    train_reward,
+)
+from tutelage.training.run import config_from_file  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TOPICS = ["tea", "rain", "trains", "maps", "bread", "chess", "boats", "rivers"]
+
+
+def planted_pairs(n: int = 16) -> list[TrainingPair]:
+    return [
+        TrainingPair(
+            prompt=f"user: Tell me something about {TOPICS[i % len(TOPICS)]}, please ({i}).",
+            chosen=f"Thank you for asking! Happy to help: {TOPICS[i % len(TOPICS)]} are lovely.",
+            rejected="No. Go away, that is a stupid question and I will not answer it.",
+            messages=(("user", f"Tell me something about {TOPICS[i % len(TOPICS)]} ({i})."),),
+        )
+        for i in range(n)
+    ]
+
+
+def write_pairs(path: Path, pairs: list[TrainingPair]) -> Path:
+    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path: Path, tmp_path: Path) -> None:
+    types = {"reward": RewardConfig, "dpo": DPOConfig, "sft": SFTConfig}
+    method = next(m for m in types if f"[{m}]" in path.read_text(encoding="utf-8"))
+    settings = config_from_file(path, method, types[method])
+    assert settings, f"{path} sets nothing"
+    if "base" in settings:
+        settings["base"] = _resolve_base(settings["base"])
+    config = types[method](out=tmp_path, **settings)
+    for key, value in settings.items():
+        assert getattr(config, key) == value
+
+
+def test_flags_win_over_the_config_file_and_bad_keys_are_named(tmp_path: Path) -> None:
+    data = write_pairs(tmp_path / "pairs.jsonl", planted_pairs(8))
+    config = tmp_path / "run.toml"
+    config.write_text("[reward]\nmax_steps = 2\nbatch_size = 2\nlr = 1e-4\n", encoding="utf-8")
+    runner = CliRunner()
+    out = tmp_path / "rm"
+    result = runner.invoke(
+        app,
+        ["train", "reward", str(data), "--out", str(out), "--config", str(config),
+         "--batch-size", "4", "--max-length", "64"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = config_from_file(out / "config.toml", "reward", RewardConfig)
+    assert saved["batch_size"] == 4 and saved["max_steps"] == 2 and saved["lr"] == 1e-4
+    assert len(json.loads((out / "metrics.json").read_text())["steps"]) == 2
+
+    config.write_text("[reward]\nbatch_sise = 2\n", encoding="utf-8")
+    bad = runner.invoke(app, ["train", "reward", str(data), "--out", str(tmp_path / "x"),
+                              "--config", str(config)])  # fmt: skip
+    assert bad.exit_code == 2
+    assert "batch_sise" in bad.output and "run.toml" in bad.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path: Path) -> None:
+    data = write_pairs(tmp_path / "pairs.jsonl", planted_pairs(16))
+    flags = ["--max-steps", "12", "--batch-size", "2", "--max-length", "64", "--lr", "1e-4"]
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "tutelage", "train", "reward", str(data), "--out", str(out)]
+    process = subprocess.Popen(
+        [*command, *flags, "--checkpoint-every", "4"],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    state = out / "checkpoint" / "state.pt"
+    deadline = time.monotonic() + 300
+    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert state.exists(), "the run ended before its first checkpoint"
+    assert not (out / "run.json").exists(), "the run finished before it could be killed"
+
+    runner = CliRunner()
+    resumed = runner.invoke(app, ["train", "reward", str(data), "--out", str(out), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    straight = train_reward(
+        RewardConfig(out=tmp_path / "straight", max_steps=12, batch_size=2, max_length=64, lr=1e-4),
+        load_pairs(data),
+        progress=False,
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [s["loss"] for s in metrics["steps"]] == pytest.approx(
+        [s["loss"] for s in straight.metrics["steps"]], abs=1e-5
+    )
+    from safetensors.torch import load_file
+
+    after_resume = load_file(out / "model.safetensors")
+    uninterrupted = load_file(tmp_path / "straight" / "model.safetensors")
+    for name, tensor in uninterrupted.items():
+        torch.testing.assert_close(after_resume[name], tensor, atol=1e-5, rtol=1e-5)
+    assert not (out / "checkpoint").exists()
+    record = json.loads((out / "run.json").read_text())
+    assert (
+        record["config_hash"]
+        == json.loads((tmp_path / "straight" / "run.json").read_text())["config_hash"]
+    )
+
+
+def test_an_ensemble_scores_with_a_spread_and_lora_saves_an_adapter(tmp_path: Path) -> None:
+    data = write_pairs(tmp_path / "pairs.jsonl", planted_pairs(8))
+    runner = CliRunner()
+    out = tmp_path / "ensemble"
+    trained = runner.invoke(
+        app,
+        ["train", "reward", str(data), "--out", str(out), "--ensemble", "2", "--lora",
+         "--max-steps", "2", "--batch-size", "4", "--max-length", "64"],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert json.loads((out / "ensemble.json").read_text())["members"] == ["member-0", "member-1"]
+    for member in ("member-0", "member-1"):
+        assert (out / member / "adapter_config.json").is_file()
+    seeds = [config_from_file(out / m / "config.toml", "reward", RewardConfig)["seed"]
+             for m in ("member-0", "member-1")]  # fmt: skip
+    assert seeds == [0, 1]
+
+    scores = tmp_path / "scores.jsonl"
+    scored = runner.invoke(app, ["score", str(out), "--data", str(data), "--out", str(scores)])
+    assert scored.exit_code == 0, scored.output
+    rows = [json.loads(line) for line in scores.read_text().splitlines()]
+    assert len(rows) == 16
+    assert all(len(r["member_rewards"]) == 2 and r["reward_std"] > 0 for r in rows)
+    mean = sum(rows[0]["member_rewards"]) / 2
+    assert rows[0]["reward"] == pytest.approx(mean)
+
+
+def test_a_decoder_reward_model_scores_padded_batches_like_single_sequences(
+    tmp_path: Path, smollm2_small: str
+) -> None:
+    pairs = planted_pairs(6)
+    config = RewardConfig(
+        out=tmp_path / "rm", base=smollm2_small, max_steps=2, batch_size=2, lr=1e-5
+    )
+    run = train_reward(config, PreferenceData(pairs=pairs, source="planted"), progress=False)
+    assert run.metrics["truncated"] == 0
+    # pairs of different lengths: batched, most rows are padded on the right
+    varied = [
+        TrainingPair(p.prompt, p.chosen + " Really." * i, p.rejected, messages=p.messages)
+        for i, p in enumerate(pairs)
+    ]
+    batched = score_pairs(tmp_path / "rm", varied, batch_size=6)
+    one_by_one = score_pairs(tmp_path / "rm", varied, batch_size=1)
+    assert [r for pair in batched for r in pair] == pytest.approx(
+        [r for pair in one_by_one for r in pair], abs=1e-4
+    )
+    assert len({round(c, 4) for c, _ in batched}) == len(varied)

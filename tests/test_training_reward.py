@@ -73,6 +73,22 @@ def test_a_tiny_run_learns_the_planted_rule(tmp_path: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert reloaded.config.num_labels == 1
     assert reloaded.config.pad_token_id == tokenizer.pad_token_id is not None
+    # the mean-pooled head travels with the folder: plain transformers, in a fresh
+    # interpreter without tutelage imported, loads it with trust_remote_code
+    code = (
+        "import sys; from transformers import AutoModelForSequenceClassification as A, "
+        "AutoTokenizer as T; m = A.from_pretrained(sys.argv[1], trust_remote_code=True).eval(); "
+        "t = T.from_pretrained(sys.argv[1]); e = t(sys.argv[2], sys.argv[3], return_tensors='pt'); "
+        "print(type(m).__name__, float(m(**e).logits))"
+    )
+    pair = pairs[0]
+    plain = subprocess.run(
+        [sys.executable, "-c", code, str(out), pair.prompt, pair.chosen],
+        capture_output=True, text=True, env=dict(os.environ), check=True,
+    )  # fmt: skip
+    name, reward = plain.stdout.split()
+    assert name == "MeanPooledBertForSequenceClassification"
+    assert float(reward) == pytest.approx(scores[0][0], abs=1e-4)
     print(f"tiny run: {metrics['train_seconds']:.2f} s, {metrics['tokens_per_second']:.0f} tok/s")
 
 

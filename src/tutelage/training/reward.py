@@ -83,6 +83,8 @@ class RewardConfig:
     seed: int = 0
     margin_from_strength: bool = False
     ensemble: int = 1
+    # "mean": a BERT base reads the mean of its token vectors; "cls": the [CLS] pooler
+    pooling: str = "mean"
     gradient_checkpointing: bool = False
     precision: str = "auto"
     lora: bool = False
@@ -92,20 +94,37 @@ class RewardConfig:
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
+        if self.pooling not in {"mean", "cls"}:
+            raise ValueError(f"pooling must be mean or cls, not {self.pooling!r}")
         if self.ensemble < 1:
             raise ValueError(f"ensemble must be at least 1 member, not {self.ensemble}")
         check_common(self)
 
 
-def _load(base: str) -> tuple[Any, Any]:
-    """Return (tokenizer, model with one output) with the pad token set on both."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def _load(base: str, pooling: str | None = None) -> tuple[Any, Any]:
+    """Return (tokenizer, model with one output) with the pad token set on both.
+
+    `pooling` "mean" gives a BERT base the mean-pooled head (`heads`); None loads the
+    folder as it was saved. Decoder bases always score their last real token.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from tutelage.training.heads import (
+        MeanPooledBertConfig,
+        MeanPooledBertForSequenceClassification,
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token is None:
         # decoder-only bases ship no pad token; EOS is the usual stand-in
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    config = AutoConfig.from_pretrained(base)
+    if pooling == "mean" and config.model_type == "bert":
+        settings = {k: v for k, v in config.to_dict().items() if k not in {"id2label", "label2id"}}
+        mean_config = MeanPooledBertConfig(**{**settings, "num_labels": 1})
+        model = MeanPooledBertForSequenceClassification.from_pretrained(base, config=mean_config)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
     # a wrong pad id makes decoder heads score the wrong position (~50% accuracy)
     model.config.pad_token_id = tokenizer.pad_token_id
     return tokenizer, model
@@ -203,7 +222,7 @@ def _train_one(
     settings = config_settings(config)
     if accelerator.is_main_process:
         write_config(config.out, method="reward", settings=settings, data=data_record(data))
-    tokenizer, model = _load(config.base)
+    tokenizer, model = _load(config.base, config.pooling)
     pad = int(tokenizer.pad_token_id)
     tokenised = _tokenise(tokenizer, data.pairs, config.max_length)
     margins = torch.tensor(

@@ -185,3 +185,38 @@ def test_the_dpo_and_sft_commands_hold_out_prompts_and_read_chat_files(
     )
     assert refused.exit_code != 0
     assert "no answer" in str(refused.exception) or "no answer" in refused.output
+
+
+def test_sft_reads_an_sft_version_through_the_gate(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from tutelage.datasets.versions import DatasetError, write_version
+    from tutelage.store import open_store
+    from tutelage.training import load_demonstrations
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    messages = [[{"role": "user", "content": f"Rewrite this ({i})"}] for i in range(3)]
+    records = pd.DataFrame(
+        {
+            "split": ["train", "train", "test"],
+            "prompt": [json.dumps(m) for m in messages],
+            "completion": ["A better answer.", "Another one.", "Held back."],
+            "source": "rewrite",
+        }
+    )
+    store = open_store(db)
+    write_version(
+        store, name="rewrites-v1", kind="sft", project="p", records=records, parent=None,
+        manifest_extra={}, actor="t",
+    )  # fmt: skip
+    store.close()
+    with pytest.raises(DatasetError, match="--override"):
+        load_demonstrations("rewrites-v1", db=db)
+    data = load_demonstrations("rewrites-v1", db=db, override="a test")
+    assert [e.answer for e in data.examples] == ["A better answer.", "Another one."]
+    assert data.examples[0].messages == (("user", "Rewrite this (0)"),)
+    assert data.version_name == "rewrites-v1" and data.version_hash
+    with pytest.raises(DatasetError, match="preference"):
+        from tutelage.training import load_pairs
+
+        load_pairs("rewrites-v1", db=db, override="a test")

@@ -25,20 +25,20 @@ from tutelage.training.run import (
     apply_lora,
     batch_schedule,
     check_common,
+    checkpoint_due,
     config_settings,
     data_record,
     disable_dropout,
     gathered_state,
-    load_checkpoint,
     make_accelerator,
     make_optimizer,
-    peak_memory_mb,
+    open_run,
     progress_bar,
     restore_rng,
+    run_metrics,
     save_checkpoint,
     save_model,
     steps_per_epoch,
-    summarise_steps,
     write_config,
     write_run,
 )
@@ -168,11 +168,7 @@ def train_dpo(
     `config.out`. With `resume`, continue from the checkpoint in `config.out`."""
     if not data.pairs:
         raise ValueError(f"no preference pairs to train on in {data.source}")
-    state = load_checkpoint(config.out) if resume else None
-    if resume and state is None:
-        raise FileNotFoundError(f"{config.out} holds no checkpoint to resume from")
-    if not resume and config.out.exists() and any(config.out.iterdir()):
-        raise FileExistsError(f"{config.out} is not empty; pick a new --out folder")
+    state = open_run(config.out, resume)
     started_at = time.time()
     torch.manual_seed(config.seed)
     accelerator = make_accelerator(config.precision)
@@ -279,7 +275,7 @@ def train_dpo(
                 }
             )
             bar.update(task, advance=1, loss=loss_value)
-            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total:
+            if checkpoint_due(config, step, total):
                 save_checkpoint(
                     config.out,
                     accelerator,
@@ -294,23 +290,11 @@ def train_dpo(
                     },
                 )
     train_seconds += time.perf_counter() - started
-    real_tokens = int(
-        accelerator.reduce(torch.tensor(real_tokens, device=accelerator.device), "sum")
-    )
-
-    metrics: dict[str, Any] = {
-        "steps": steps,
-        "final": summarise_steps(steps),
-        "train_seconds": train_seconds,
+    metrics = run_metrics(steps, train_seconds, real_tokens, accelerator)
+    metrics |= {
         "reference_seconds": reference_seconds,
-        "tokens": real_tokens,
-        "tokens_per_second": real_tokens / train_seconds if train_seconds > 0 else 0.0,
-        "peak_memory_mb": peak_memory_mb(accelerator.device),
         "pairs": len(groups),
         "truncated": sum(g.truncated for g in groups),
-        "device": str(accelerator.device),
-        "processes": accelerator.num_processes,
-        "precision": accelerator.mixed_precision,
     }
     accelerator.wait_for_everyone()
     trained = accelerator.unwrap_model(scorer).model

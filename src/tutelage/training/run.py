@@ -30,6 +30,7 @@ __all__ = [
     "apply_lora",
     "batch_schedule",
     "check_common",
+    "checkpoint_due",
     "code_version",
     "config_from_file",
     "config_hash",
@@ -40,9 +41,11 @@ __all__ = [
     "load_checkpoint",
     "make_accelerator",
     "make_optimizer",
+    "open_run",
     "peak_memory_mb",
     "progress_bar",
     "restore_rng",
+    "run_metrics",
     "save_checkpoint",
     "save_model",
     "steps_per_epoch",
@@ -255,6 +258,43 @@ def save_checkpoint(out: Path, accelerator: Any, state: dict[str, Any]) -> None:
     with partial.open("rb") as handle:
         os.fsync(handle.fileno())
     partial.replace(folder / "state.pt")
+
+
+def open_run(out: Path, resume: bool) -> dict[str, Any] | None:
+    """Return the checkpoint to resume from (None for a new run), refusing a new run in a
+    folder that is not empty and a resume with no checkpoint."""
+    state = load_checkpoint(out) if resume else None
+    if resume and state is None:
+        raise FileNotFoundError(f"{out} holds no checkpoint to resume from")
+    if not resume and out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; pick a new --out folder")
+    return state
+
+
+def checkpoint_due(config: Any, step: int, total: int) -> bool:
+    """Return whether a checkpoint is due after `step` (none after the last: the run ends)."""
+    return bool(config.checkpoint_every) and step % config.checkpoint_every == 0 and step < total
+
+
+def run_metrics(
+    steps: list[dict[str, float]], train_seconds: float, tokens: int, accelerator: Any
+) -> dict[str, Any]:
+    """Return the figures every run reports; `tokens` is this process's count (summed
+    over the processes here: every process must call this)."""
+    import torch
+
+    tokens = int(accelerator.reduce(torch.tensor(tokens, device=accelerator.device), "sum"))
+    return {
+        "steps": steps,
+        "final": summarise_steps(steps),
+        "train_seconds": train_seconds,
+        "tokens": tokens,
+        "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,
+        "peak_memory_mb": peak_memory_mb(accelerator.device),
+        "device": str(accelerator.device),
+        "processes": accelerator.num_processes,
+        "precision": accelerator.mixed_precision,
+    }
 
 
 def load_checkpoint(out: Path) -> dict[str, Any] | None:

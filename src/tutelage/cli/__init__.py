@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from tutelage import __version__
 from tutelage.cli import checks as checks_cli
-from tutelage.cli import data, demo, generate, quality, serve, store, train, users
+from tutelage.cli import data, demo, evaluate, generate, quality, serve, store, train, users
 from tutelage.cli import datasets as datasets_cli
 from tutelage.formats import FormatError
 from tutelage.generation import GenerationError, ModelUnavailableError
@@ -45,6 +45,7 @@ app.command("check")(checks_cli.check_command)
 app.command("redact")(checks_cli.redact_command)
 app.add_typer(train.train_app, name="train")
 app.command("score")(train.score_command)
+app.add_typer(evaluate.eval_app, name="eval")
 
 
 app.add_typer(models_app, name="models")

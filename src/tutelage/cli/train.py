@@ -178,7 +178,9 @@ def _train(train: Any, config: Any, data: Any, resume: bool) -> Any:
     try:
         return train(config, data, resume=resume)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False
+        )
         raise typer.Exit(1) from exc
 
 

@@ -49,7 +49,9 @@ def mean_margin(model_dir: str | Path, pairs: list[TrainingPair]) -> float:
 def test_a_tiny_run_learns_the_planted_rule(tmp_path: Path) -> None:
     pairs = planted_pairs()
     out = tmp_path / "rm"
-    config = RewardConfig(out=out, max_steps=10, batch_size=4, max_length=64, lr=3e-4, seed=0)
+    config = RewardConfig(
+        out=out, max_steps=10, batch_size=4, max_length=64, lr=3e-4, seed=0, pooling="mean"
+    )
     run = train_reward(config, PreferenceData(pairs=pairs, source="planted"), progress=False)
 
     before = mean_margin(default_base(), pairs)  # the base with an untrained head

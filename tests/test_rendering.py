@@ -201,3 +201,48 @@ def test_highlight_styles_apply_only_inside_code_blocks() -> None:
     rules = [line for line in HIGHLIGHT_CSS.splitlines() if line.strip()]
     assert rules
     assert all(rule.startswith(".hl ") or rule.startswith(".hl{") for rule in rules), rules
+
+
+# accents, curly quotes, dashes, other scripts, symbols and odd spaces
+TYPOGRAPHY = "éü\u2019\u201c\u201d\u2014\u2026中文ß¿«»·•§°±\u00d7€©™→\u00a0\u2028"
+PLAIN_FRAGMENTS = [
+    "\n", "\n\n", "`", "*", "**", "_", "~~", "~", "|", "|---|\n", "| a | b |\n", "- ", "* ",
+    "1. ", "3) ", "> ", "    ", "\\", "&", "&amp;", "&#x27;", "# ", "## ", "===\n", "---\n",
+    "  \n", "\t", "\r\n", "é", "😀", "¬", "x", "word ", "1", ".", ")", "!", '"', "'", "-", "+",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=20),
+            st.text(alphabet=TYPOGRAPHY, max_size=5),
+            st.sampled_from(PLAIN_FRAGMENTS),
+        ),
+        max_size=30,
+    )
+)
+def test_the_compiled_parser_renders_plain_markdown_exactly_as_our_own_rules(
+    pieces: list[str],
+) -> None:
+    # Text with no link, image, fence or HTML (and none of the constructs the two parse
+    # differently) goes to the compiled markdown-it, which is faster; it must give what
+    # the pure-Python renderer with our rules gives.
+    from tutelage.workspace.rendering import (
+        _FAST_MARKDOWN,
+        _MARKDOWN,
+        _NEEDS_OUR_RULES,
+        _SANITISER,
+    )
+
+    source = "".join(pieces)
+    if _NEEDS_OUR_RULES.search(source):
+        return
+    # line breaks between tags are all that may differ (an empty quote: one or two lines)
+    fast, ours = (
+        re.sub(r">\n+<", "><", _SANITISER.clean(parser.render(source)))
+        for parser in (_FAST_MARKDOWN, _MARKDOWN)
+    )
+    assert fast == ours
+    assert_inert(render_markdown(source))

@@ -171,7 +171,31 @@ def test_the_gate_refuses_an_unchecked_version_unless_overridden(tmp_path: Path)
     assert all(isinstance(r["reward"], float) for r in rows)
 
 
-@pytest.mark.parametrize("bad", [{"max_steps": 0}, {"batch_size": 0}, {"lr": 0.0}])
+@pytest.mark.parametrize(
+    "bad", [{"max_steps": 0}, {"batch_size": 0}, {"lr": 0.0}, {"warmup": 1.0}, {"warmup": -0.1}]
+)
 def test_config_is_validated(tmp_path: Path, bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RewardConfig(out=tmp_path, **bad)  # type: ignore[arg-type]
+
+
+def test_the_learning_rate_warms_up_then_decays_to_zero() -> None:
+    import torch
+
+    from tutelage.training.run import make_schedule
+
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    schedule = make_schedule(optimizer, total=10, warmup=0.2)
+    rates = []
+    for _ in range(10):
+        rates.append(schedule.get_last_lr()[0])
+        optimizer.step()
+        schedule.step()
+    # two warm-up steps climb towards the peak, which the third reaches; then a straight
+    # line down that would reach zero at step 10
+    assert rates[0] < rates[1] < rates[2] == 1.0
+    assert all(a > b for a, b in zip(rates[2:], rates[3:], strict=False))  # noqa: RUF007
+    assert rates[-1] == pytest.approx(1 / 8)
+    without = make_schedule(torch.optim.SGD([weight], lr=1.0), total=10, warmup=0.0)
+    assert without.get_last_lr()[0] == 1.0

@@ -48,6 +48,10 @@ LengthOption = Annotated[
     typer.Option("--max-length", min=8, help="Tokens per sequence; prompts are cut first."),
 ]
 LrOption = Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")]
+WarmupOption = Annotated[
+    float | None,
+    typer.Option("--warmup", min=0.0, max=0.99, help="Fraction of steps warming the rate up."),
+]
 SeedOption = Annotated[int | None, typer.Option("--seed")]
 CheckpointingOption = Annotated[
     bool | None,
@@ -213,6 +217,7 @@ def train_reward_command(
     batch_size: BatchOption = None,
     max_length: LengthOption = None,
     lr: LrOption = None,
+    warmup: WarmupOption = None,
     seed: SeedOption = None,
     margin_from_strength: Annotated[
         bool | None, typer.Option("--margin-from-strength", help="Margin per preference strength.")
@@ -245,6 +250,7 @@ def train_reward_command(
         batch_size=batch_size,
         max_length=max_length,
         lr=lr,
+        warmup=warmup,
         seed=seed,
         margin_from_strength=margin_from_strength,
         ensemble=ensemble,
@@ -272,6 +278,7 @@ def train_dpo_command(
     batch_size: BatchOption = None,
     max_length: LengthOption = None,
     lr: LrOption = None,
+    warmup: WarmupOption = None,
     seed: SeedOption = None,
     loss: Annotated[str | None, typer.Option("--loss", help="sigmoid (DPO) or ipo.")] = None,
     beta: Annotated[float | None, typer.Option("--beta", help="KL strength.")] = None,
@@ -303,6 +310,7 @@ def train_dpo_command(
         batch_size=batch_size,
         max_length=max_length,
         lr=lr,
+        warmup=warmup,
         seed=seed,
         loss=loss,
         beta=beta,
@@ -331,6 +339,7 @@ def train_sft_command(
     batch_size: BatchOption = None,
     max_length: LengthOption = None,
     lr: LrOption = None,
+    warmup: WarmupOption = None,
     seed: SeedOption = None,
     pack: Annotated[
         bool | None, typer.Option("--pack/--no-pack", help="Several examples per row.")
@@ -358,6 +367,7 @@ def train_sft_command(
         batch_size=batch_size,
         max_length=max_length,
         lr=lr,
+        warmup=warmup,
         seed=seed,
         pack=pack,
         gradient_checkpointing=gradient_checkpointing,

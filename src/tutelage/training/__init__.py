@@ -16,6 +16,7 @@ from tutelage.training.data import (
     tokenise_pairs,
 )
 from tutelage.training.dpo import DPOConfig, train_dpo
+from tutelage.training.evaluate import RewardEvaluation, evaluate_reward, evaluate_scores
 from tutelage.training.losses import bradley_terry_loss, chosen_nll_loss, dpo_loss, ipo_loss
 from tutelage.training.reward import (
     RewardConfig,
@@ -32,12 +33,15 @@ __all__ = [
     "DemonstrationData",
     "PreferenceData",
     "RewardConfig",
+    "RewardEvaluation",
     "SFTConfig",
     "TrainingPair",
     "TrainingRun",
     "bradley_terry_loss",
     "chosen_nll_loss",
     "dpo_loss",
+    "evaluate_reward",
+    "evaluate_scores",
     "ipo_loss",
     "load_demonstrations",
     "load_pairs",

@@ -32,6 +32,7 @@ from tutelage.training.run import (
     gathered_state,
     make_accelerator,
     make_optimizer,
+    make_schedule,
     open_run,
     progress_bar,
     restore_rng,
@@ -87,6 +88,8 @@ class DPOConfig:
     batch_size: int = 4
     max_length: int = 256
     lr: float = 1e-6
+    # fraction of the steps over which the learning rate climbs to `lr`
+    warmup: float = 0.0
     seed: int = 0
     gradient_checkpointing: bool = False
     precision: str = "auto"
@@ -148,9 +151,9 @@ def reference_logps(
     order = sorted(range(len(groups)), key=lambda i: groups[i].width)
     result = torch.zeros((len(groups), 2))
     model.eval()
-    bar = progress_bar("reference pass", enabled=progress)
+    bar = progress_bar("reference pass", enabled=progress, loss=False)
     with torch.no_grad(), accelerator.autocast(), bar:
-        task = bar.add_task("reference", total=len(order), loss=float("nan"))
+        task = bar.add_task("reference", total=len(order))
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             rows = group_rows(
@@ -212,7 +215,7 @@ def train_dpo(
     optimizer = make_optimizer(scorer, config.lr)
     per_epoch = steps_per_epoch(len(groups), config.batch_size, accelerator.num_processes)
     total = config.max_steps or config.epochs * per_epoch
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / total)
+    schedule = make_schedule(optimizer, total, config.warmup)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])

@@ -35,6 +35,7 @@ from tutelage.training.run import (
     gathered_state,
     make_accelerator,
     make_optimizer,
+    make_schedule,
     open_run,
     progress_bar,
     restore_rng,
@@ -82,6 +83,8 @@ class RewardConfig:
     batch_size: int = 16
     max_length: int = 256
     lr: float = 1e-4
+    # fraction of the steps over which the learning rate climbs to `lr`
+    warmup: float = 0.0
     seed: int = 0
     margin_from_strength: bool = False
     ensemble: int = 1
@@ -242,7 +245,7 @@ def _train_one(
     per_epoch = steps_per_epoch(len(tokenised), config.batch_size, accelerator.num_processes)
     # max_steps, when given, wins over epochs (the data is repeated as needed)
     total = config.max_steps or config.epochs * per_epoch
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / total)
+    schedule = make_schedule(optimizer, total, config.warmup)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])

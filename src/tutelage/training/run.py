@@ -126,6 +126,8 @@ def check_common(config: Any) -> None:
         raise ValueError(f"max_length must be at least 8 tokens, not {config.max_length}")
     if not 0 < config.lr < 1:
         raise ValueError(f"lr must be between 0 and 1, not {config.lr}")
+    if not 0 <= config.warmup < 1:
+        raise ValueError(f"warmup must be a fraction of the steps in [0, 1), not {config.warmup}")
     if config.precision not in {"auto", "fp32", "bf16"}:
         raise ValueError(f"precision must be auto, fp32 or bf16, not {config.precision!r}")
     if config.checkpoint_every < 0:
@@ -170,6 +172,21 @@ def make_optimizer(model: Any, lr: float) -> Any:
 
     parameters = [p for p in model.parameters() if p.requires_grad]
     return torch.optim.AdamW(parameters, lr=lr, fused=True)
+
+
+def make_schedule(optimizer: Any, total: int, warmup: float) -> Any:
+    """Return the learning-rate schedule: linear warm-up over the first `warmup` fraction
+    of the `total` steps, then linear decay to zero."""
+    import torch
+
+    warm = int(total * warmup)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        return max(0.0, 1 - (step - warm) / max(1, total - warm))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def code_version() -> str:
@@ -345,14 +362,16 @@ def peak_memory_mb(device: Any) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def progress_bar(label: str, *, enabled: bool) -> Any:
-    """Return a rich progress bar showing steps, the last loss and the time left."""
+def progress_bar(label: str, *, enabled: bool, loss: bool = True) -> Any:
+    """Return a rich progress bar showing steps, the last loss (unless `loss` is False:
+    a pass that trains nothing) and the time left."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    counts = "{task.completed}/{task.total}"
     return Progress(
         TextColumn(label),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
+        TextColumn(counts + " loss {task.fields[loss]:.4f}" if loss else counts),
         TimeRemainingColumn(),
         disable=not enabled,
         transient=True,

@@ -32,6 +32,7 @@ from tutelage.training.run import (
     gathered_state,
     make_accelerator,
     make_optimizer,
+    make_schedule,
     open_run,
     progress_bar,
     restore_rng,
@@ -67,6 +68,8 @@ class SFTConfig:
     batch_size: int = 8
     max_length: int = 512
     lr: float = 1e-5
+    # fraction of the steps over which the learning rate climbs to `lr`
+    warmup: float = 0.0
     seed: int = 0
     gradient_checkpointing: bool = False
     precision: str = "auto"
@@ -123,7 +126,7 @@ def train_sft(
     optimizer = make_optimizer(scorer, config.lr)
     per_epoch = steps_per_epoch(len(groups), config.batch_size, accelerator.num_processes)
     total = config.max_steps or config.epochs * per_epoch
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / total)
+    schedule = make_schedule(optimizer, total, config.warmup)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])

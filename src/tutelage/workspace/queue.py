@@ -15,8 +15,8 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, exists, func, insert, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tutelage.store.tables import ProjectRow
@@ -139,6 +139,8 @@ _BEST_UNCLAIMED_ITEM = _BEST_TASK_ITEM.with_for_update(skip_locked=True)
 # How long a next-task call waits, in short sleeps, while every open item is being claimed.
 _CLAIM_RETRY_SECONDS = 0.005
 _CLAIM_PATIENCE_SECONDS = 10.0
+_ASSIGNMENTS = AssignmentRow.__table__
+_NEW_ASSIGNMENT = insert(_ASSIGNMENTS).returning(_ASSIGNMENTS.c.id)  # type: ignore[arg-type]
 # The claimed row comes back from the UPDATE itself (RETURNING), as it is after the claim.
 _CLAIM = (
     update(ItemRow)
@@ -160,16 +162,27 @@ def _lease(
 ) -> AssignmentRow:
     order = list(item.completion_ids)
     rng.shuffle(order)  # blinding: which answer is A is random per assignment, and recorded
-    assignment = AssignmentRow(
-        item_id=item.id,
-        user_id=actor.user_id,
-        project_id=project.id,
-        shown_order=order,
-        leased_at=now,
-        expires_at=now + timedelta(seconds=project.lease_seconds),
-    )
+    values = {
+        "item_id": item.id,
+        "user_id": actor.user_id,
+        "project_id": project.id,
+        "status": "leased",
+        "shown_order": order,
+        "leased_at": now,
+        "expires_at": now + timedelta(seconds=project.lease_seconds),
+        "finished_at": None,
+        "skip_reason": None,
+        "active_seconds": 0.0,
+        "judgment_kind": None,
+        "judgment_id": None,
+        "correct": None,
+    }
+    # A Core INSERT and the row handed to the session as stored: the ORM's unit of work
+    # cost more than the rest of the lease.
+    assignment_id = session.connection().execute(_NEW_ASSIGNMENT, values).scalar_one()
+    assignment = AssignmentRow(id=assignment_id, **values)
+    make_transient_to_detached(assignment)
     session.add(assignment)
-    session.flush()
     set_committed_value(assignment, "item", item)
     set_committed_value(assignment, "project", project)
     return assignment

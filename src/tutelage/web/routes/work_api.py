@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Header, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -52,7 +53,8 @@ async def lease_next_task(project_id: int, work: InTransaction) -> dict[str, Any
         return None if assignment is None else task_view(session, assignment=assignment).as_json()
 
     view = await work(lease)
-    return Response(status_code=204) if view is None else view
+    # JSONResponse: the view is plain JSON already, and FastAPI's encoder would walk it
+    return Response(status_code=204) if view is None else JSONResponse(view)
 
 
 @router.get("/assignments/{assignment_id}")
@@ -61,7 +63,7 @@ def get_assignment(assignment_id: int, session: DbSession, actor: CurrentActor) 
     return {**task_view(session, assignment=assignment).as_json(), "status": assignment.status}
 
 
-@router.post("/assignments/{assignment_id}/judgment", status_code=201)
+@router.post("/assignments/{assignment_id}/judgment", status_code=201, response_model=None)
 async def post_judgment(
     assignment_id: int,
     submission: Annotated[Submission, Body()],
@@ -70,7 +72,7 @@ async def post_judgment(
     work: InTransaction,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
     next: bool = False,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Store a judgment; answered only once it is committed. Retries with the same
     Idempotency-Key header get the first answer and store nothing. With ``?next=true`` the
     answer also carries the expert's next item (leased in the same transaction) under
@@ -78,7 +80,10 @@ async def post_judgment(
     prompt gets candidate answers afterwards when the server has a generation model."""
 
     def judge(session: Session, actor: Actor) -> tuple[dict[str, Any], int]:
-        project_id = own_assignment(session, actor=actor, assignment_id=assignment_id).project_id
+        # held here so that submit_judgment finds it in the session, not in the database
+        # (the session keeps only weak references)
+        assignment = own_assignment(session, actor=actor, assignment_id=assignment_id)
+        project_id = assignment.project_id
         receipt = submit_judgment(
             session,
             actor=actor,
@@ -102,7 +107,7 @@ async def post_judgment(
         background.add_task(
             answer_redteam_prompts, get_store(request), project_id=project_id, backend=backend
         )
-    return answer
+    return JSONResponse(answer, status_code=201, background=background)
 
 
 def generation_backend(request: Request) -> GenerationBackend | None:

@@ -10,7 +10,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from tutelage.generation.backend import GenerationBackend
-from tutelage.web.deps import CurrentActor, DbSession, InTransaction, get_settings, get_store
+from tutelage.web.deps import (
+    HOT_PATH_SECURITY,
+    CurrentActor,
+    DbSession,
+    InTransaction,
+    get_settings,
+    get_store,
+)
 from tutelage.workspace.accounts import Actor
 from tutelage.workspace.directory import project_summary, visible_projects
 from tutelage.workspace.errors import WorkspaceError
@@ -44,7 +51,7 @@ def accept_project_nda(project_id: int, session: DbSession, actor: CurrentActor)
     accept_nda(session, actor=actor, project_id=project_id)
 
 
-@router.post("/projects/{project_id}/next", response_model=None)
+@router.post("/projects/{project_id}/next", response_model=None, openapi_extra=HOT_PATH_SECURITY)
 async def lease_next_task(project_id: int, work: InTransaction) -> dict[str, Any] | Response:
     """Lease the next item to judge (the same one again if one is held); 204 when none is left."""
 
@@ -63,7 +70,12 @@ def get_assignment(assignment_id: int, session: DbSession, actor: CurrentActor) 
     return {**task_view(session, assignment=assignment).as_json(), "status": assignment.status}
 
 
-@router.post("/assignments/{assignment_id}/judgment", status_code=201, response_model=None)
+@router.post(
+    "/assignments/{assignment_id}/judgment",
+    status_code=201,
+    response_model=None,
+    openapi_extra=HOT_PATH_SECURITY,
+)
 async def post_judgment(
     assignment_id: int,
     submission: Annotated[Submission, Body()],

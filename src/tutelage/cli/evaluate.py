@@ -41,9 +41,12 @@ def eval_reward_command(
     db: DbOption = None,
 ) -> None:
     """Print a reward model's pairwise accuracy beside the "longer answer wins" baseline."""
+    from tutelage.cli.train import quiet_transformers
     from tutelage.training import load_pairs
     from tutelage.training.evaluate import evaluate_reward
     from tutelage.training.reward import ENSEMBLE_FILE
+
+    quiet_transformers()
 
     # a full model, a LoRA adapter or an ensemble of either
     markers = ("config.json", "adapter_config.json", ENSEMBLE_FILE)

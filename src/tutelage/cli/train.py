@@ -177,8 +177,19 @@ def _write_held_out(held: list[Any], out: Path) -> None:
     )
 
 
+def quiet_transformers() -> None:
+    """Keep transformers' load reports, weight-loading bars and tokenizer length warnings
+    off a command's output: a new head is meant to be untrained, and the trainers cut long
+    sequences themselves. Our own progress bar and summary remain."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+
 def _train(train: Any, config: Any, data: Any, resume: bool) -> Any:
     """Run `train`; a problem with the data, the folder or the settings is one line."""
+    quiet_transformers()
     try:
         return train(config, data, resume=resume)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
@@ -389,6 +400,8 @@ def score_command(
     import statistics
 
     from tutelage.training import load_pairs, score_ensemble
+
+    quiet_transformers()
 
     if not model.is_dir():
         raise typer.BadParameter(f"{model} is not a model folder", param_hint="MODEL")

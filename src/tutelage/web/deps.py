@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 import anyio
@@ -241,7 +241,7 @@ async def in_transaction(request: Request) -> ActorWork:
 
 
 # What `request_credentials`' dependencies would list in the OpenAPI document.
-HOT_PATH_SECURITY = {"security": [{"HTTPBearer": []}, {"APIKeyCookie": []}]}
+HOT_PATH_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}, {"APIKeyCookie": []}]}
 
 
 InTransaction = Annotated[ActorWork, Depends(in_transaction)]

@@ -93,6 +93,14 @@ def test_flags_win_over_the_config_file_and_bad_keys_are_named(tmp_path: Path) -
     assert "batch_sise" in flat and "run.toml" in flat
     assert not (tmp_path / "x").exists()
 
+    config.write_text("[reward]\nwarmup = 2.0\n", encoding="utf-8")  # a known key, bad value
+    bad = runner.invoke(app, ["train", "reward", str(data), "--out", str(tmp_path / "x"),
+                              "--config", str(config)])  # fmt: skip
+    assert bad.exit_code == 2
+    flat = re.sub(r"[\s│╭╮╰╯─]+", "", bad.output)
+    assert "run.toml" in flat and "warmupmustbeafraction" in flat
+    assert not (tmp_path / "x").exists()
+
 
 def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path: Path) -> None:
     data = write_pairs(tmp_path / "pairs.jsonl", planted_pairs(16))

@@ -107,6 +107,10 @@ def _settings(
             settings.update(config_from_file(config_file, method, config_type))
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--config") from exc
+        try:  # a bad value in the file is named with the file (the base is checked later)
+            config_type(**{**settings, "base": "-", "out": out})
+        except (TypeError, ValueError) as exc:
+            raise typer.BadParameter(f"{config_file}: {exc}", param_hint="--config") from exc
     settings.update({k: v for k, v in flags.items() if v is not None})
     if "base" in settings:
         settings["base"] = _resolve_base(str(settings["base"]))

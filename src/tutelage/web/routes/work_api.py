@@ -52,7 +52,7 @@ def accept_project_nda(project_id: int, session: DbSession, actor: CurrentActor)
 
 
 @router.post("/projects/{project_id}/next", response_model=None, openapi_extra=HOT_PATH_SECURITY)
-async def lease_next_task(project_id: int, work: InTransaction) -> dict[str, Any] | Response:
+async def lease_next_task(project_id: int, work: InTransaction) -> Response:
     """Lease the next item to judge (the same one again if one is held); 204 when none is left."""
 
     def lease(session: Session, actor: Actor) -> dict[str, Any] | None:

@@ -106,6 +106,18 @@ def test_no_item_before_the_current_nda_is_accepted(store: Store, tmp_path: Path
         actions = list(session.scalars(select(AuditRow.action).order_by(AuditRow.id)))
     assert actions.count("nda.accept") == 1
     assert "nda.change" in actions and "project.update" in actions
+    with store.session() as session:
+        accept_nda(session, actor=world.experts[0], project_id=world.project_id)
+    assert take(world) is not None
+    # back to the first text, which this expert accepted before the one they accepted last
+    with store.session() as session:
+        project = session.get(ProjectRow, world.project_id)
+        assert project is not None
+        first = project_record(project).model_copy(update={"nda_text": "Keep it confidential."})
+        update_project(session, actor=world.admin, project_id=world.project_id, project=first)
+    assert take(world) is not None
+    with pytest.raises(NeedsNda):
+        take(world, expert=1)  # who never accepted it
 
 
 def test_qualification_gates_real_tasks(store: Store, tmp_path: Path) -> None:
@@ -221,6 +233,25 @@ def test_an_expired_lease_returns_to_the_queue(store: Store, tmp_path: Path) -> 
     assert take(world, expert=1) is not None
     with pytest.raises(Conflict, match="ran out"):
         submit(world, assignment.id, expert=0)
+
+
+def test_a_held_lease_comes_back_while_others_expire(store: Store, tmp_path: Path) -> None:
+    world = make_world(store, tmp_path, pairs=2, overlap=1)
+    mine, theirs = take(world, expert=0), take(world, expert=1)
+    assert mine is not None and theirs is not None
+    with store.session() as session:
+        session.execute(
+            update(AssignmentRow)
+            .where(AssignmentRow.id == theirs.id)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    again = take(world, expert=0)
+    assert again is not None and again.id == mine.id
+    with store.session() as session:
+        expired = session.get(AssignmentRow, theirs.id)
+        assert expired is not None and expired.status == "expired"
+        item = session.get(ItemRow, theirs.item_id)
+        assert item is not None and item.leased == 0
 
 
 def test_experts_cannot_touch_others_assignments(store: Store, tmp_path: Path) -> None:

@@ -54,6 +54,6 @@ def serve_command(
         )
         return
     try:
-        uvicorn.run(create_app(store, settings), host=host, port=port)
+        uvicorn.run(create_app(store, settings, freeze_startup=True), host=host, port=port)
     finally:
         store.close()

@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from tutelage.store import core
 from tutelage.store.tables import ProjectRow, UserRow
 from tutelage.store.workspace_tables import (
     ApiTokenRow,
@@ -180,7 +181,7 @@ _BY_API_TOKEN = (
 
 
 def user_for_web_session(session: Session, *, token: str) -> Actor:
-    row = session.execute(_BY_WEB_SESSION, {"token_hash": token_hash(token)}).first()
+    row = core(session).execute(_BY_WEB_SESSION, {"token_hash": token_hash(token)}).first()
     if row is None:
         raise Unauthenticated("not signed in")
     user_id, handle, role, expertise, is_active, csrf, expires_at = row
@@ -206,7 +207,7 @@ def create_api_token(session: Session, *, user_id: int, name: str = "") -> str:
 
 
 def user_for_api_token(session: Session, *, token: str) -> Actor:
-    row = session.execute(_BY_API_TOKEN, {"token_hash": token_hash(token)}).first()
+    row = core(session).execute(_BY_API_TOKEN, {"token_hash": token_hash(token)}).first()
     if row is None or not row.is_active:
         raise Unauthenticated("unknown or revoked API token")
     return Actor(row.id, row.handle, row.role, frozenset(row.expertise))

@@ -9,6 +9,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from tutelage.interchange import ImportReport
+from tutelage.store import core
 from tutelage.store.tables import Base
 from tutelage.store.workspace_tables import AuditRow
 
@@ -29,7 +30,8 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Append one entry; it commits (or not) with the change it describes."""
-    session.execute(
+    # A Core statement: it needs nothing pending flushed first (the ids it names exist).
+    core(session).execute(
         _APPEND,
         {
             "at": datetime.now(UTC),

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tutelage.records import Message, Prompt
+from tutelage.store import core
 from tutelage.store.tables import (
     Base,
     ComparisonRow,
@@ -120,7 +121,7 @@ def _store(
         _check_rationale(project, submission.rationale)
         # The most frequent judgment, stored by a prepared INSERT rather than the ORM's
         # unit of work, which costs more than the insert itself.
-        comparison_id = session.scalar(
+        comparison_id = core(session).scalar(
             _INSERT_COMPARISON,
             {
                 "prompt_id": item.prompt_id,
@@ -309,7 +310,7 @@ def submit_judgment(
 ) -> dict[str, Any]:
     """Store the judgment for one of the expert's assignments and return the receipt."""
     if idempotency_key is not None:
-        earlier = session.execute(_EARLIER_ANSWER, {"key": idempotency_key}).first()
+        earlier = core(session).execute(_EARLIER_ANSWER, {"key": idempotency_key}).first()
         if earlier is not None:
             if earlier.user_id != actor.user_id:
                 raise Conflict("that idempotency key was used by someone else")
@@ -341,11 +342,12 @@ def submit_judgment(
         "judgment_id": ids[0] if ids else None,
         "correct": correct,
     }
-    session.execute(_SUBMITTED, {"assignment_id": assignment.id, **outcome})
+    core(session).execute(_SUBMITTED, {"assignment_id": assignment.id, **outcome})
     for name, value in outcome.items():  # as stored, without the ORM writing it again
         set_committed_value(assignment, name, value)
     # Only task items hold counted slots; gold and qualification items are served to all.
-    session.execute(_JUDGED, {"item_id": item.id, "freed": 1 if item.purpose == "task" else 0})
+    freed = 1 if item.purpose == "task" else 0
+    core(session).execute(_JUDGED, {"item_id": item.id, "freed": freed})
     if item.purpose == "qualification":
         session.flush()
         _score_qualification(session, project, actor.user_id)
@@ -364,7 +366,7 @@ def submit_judgment(
         "stored_at": now.isoformat(),
     }
     if idempotency_key is not None:
-        session.execute(
+        core(session).execute(
             _REMEMBER_ANSWER,
             {
                 "key": idempotency_key,

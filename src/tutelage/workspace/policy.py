@@ -11,6 +11,7 @@ import hashlib
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
+from tutelage.store import core
 from tutelage.store.tables import ProjectRow
 from tutelage.store.workspace_tables import MembershipRow, NdaAcceptanceRow
 from tutelage.workspace.accounts import Actor
@@ -47,8 +48,21 @@ _MEMBERSHIP = select(MembershipRow).where(
     MembershipRow.project_id == bindparam("project_id"),
     MembershipRow.user_id == bindparam("user_id"),
 )
+# The text hash of the NDA the person accepted last in the project: the current text's,
+# nearly always, which saves the work paths a statement (`workable_project`).
+_LATEST_NDA = (
+    select(NdaAcceptanceRow.text_hash)
+    .where(
+        NdaAcceptanceRow.project_id == ProjectRow.id,
+        NdaAcceptanceRow.user_id == bindparam("user_id"),
+    )
+    .order_by(NdaAcceptanceRow.id.desc())
+    .limit(1)
+    .correlate(ProjectRow)
+    .scalar_subquery()
+)
 _PROJECT_AND_MEMBERSHIP = (
-    select(ProjectRow, MembershipRow)
+    select(ProjectRow, MembershipRow, _LATEST_NDA)
     .outerjoin(
         MembershipRow,
         and_(
@@ -71,16 +85,18 @@ def membership(session: Session, *, actor: Actor, project_id: int) -> Membership
 
 def _project_and_membership(
     session: Session, *, actor: Actor, project_id: int
-) -> tuple[ProjectRow | None, MembershipRow | None]:
+) -> tuple[ProjectRow | None, MembershipRow | None, str | None]:
+    """Return the project, the actor's membership and the hash of the NDA they accepted
+    last in it (None for what is not there)."""
     row = session.execute(
         _PROJECT_AND_MEMBERSHIP, {"project_id": project_id, "user_id": actor.user_id}
     ).first()
-    return (None, None) if row is None else (row[0], row[1])
+    return (None, None, None) if row is None else (row[0], row[1], row[2])
 
 
 def visible_project(session: Session, *, actor: Actor, project_id: int) -> ProjectRow:
     """Return the project if `actor` may see it: admins see all, others their own."""
-    project, member = _project_and_membership(session, actor=actor, project_id=project_id)
+    project, member, _ = _project_and_membership(session, actor=actor, project_id=project_id)
     if project is None or (not actor.is_admin and member is None):
         raise NotFound(f"no project {project_id}")
     return project
@@ -90,7 +106,7 @@ def accepted_current_nda(session: Session, *, actor: Actor, project: ProjectRow)
     if not project.nda_text:
         return True
     return (
-        session.scalar(
+        core(session).scalar(
             _NDA_ACCEPTED,
             {
                 "project_id": project.id,
@@ -117,12 +133,16 @@ def workable_project(
 ) -> tuple[ProjectRow, MembershipRow]:
     """Return the project and membership of an expert who may see items: member, NDA signed,
     and holding the expertise the project requires."""
-    project, member = _project_and_membership(session, actor=actor, project_id=project_id)
+    project, member, latest_nda = _project_and_membership(
+        session, actor=actor, project_id=project_id
+    )
     if project is None or (member is None and not actor.is_admin):
         raise NotFound(f"no project {project_id}")
     if member is None:
         raise Forbidden("only members of the project work on its items")
-    if not accepted_current_nda(session, actor=actor, project=project):
+    # the NDA accepted last is the current one, or else any accepted earlier may be
+    signed = bool(latest_nda) and latest_nda == nda_hash(project.nda_text or "")
+    if not signed and not accepted_current_nda(session, actor=actor, project=project):
         raise NeedsNda("accept the project's current NDA before seeing any item")
     missing = set(project.required_expertise) - actor.expertise
     if missing:

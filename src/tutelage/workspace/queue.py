@@ -15,10 +15,11 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from tutelage.store import core
 from tutelage.store.tables import ProjectRow
 from tutelage.store.workspace_tables import AssignmentRow, ItemRow, MembershipRow
 from tutelage.workspace import audit
@@ -31,6 +32,7 @@ __all__ = [
     "held_assignment",
     "next_task",
     "own_assignment",
+    "own_assignment_with_item",
     "queue_counts",
     "skip_task",
 ]
@@ -43,10 +45,27 @@ def _now() -> datetime:
 def expire_leases(session: Session, *, project_id: int, now: datetime | None = None) -> int:
     """Return leases past their time to the queue; returns how many expired."""
     now = now or _now()
-    expired = session.execute(_EXPIRED, {"project_id": project_id, "now": now}).all()
+    expired = core(session).execute(_EXPIRED, {"project_id": project_id, "now": now}).all()
     for assignment_id, item_id in expired:
         _release(session, assignment_id, item_id, status="expired", now=now)
     return len(expired)
+
+
+def _expire_leases_and_find_held(
+    session: Session, *, actor: Actor, project_id: int, now: datetime
+) -> AssignmentRow | None:
+    """`expire_leases`, then `held_assignment`, in one statement: the leases of the
+    project that ran out, and the expert's own."""
+    leases = core(session).execute(
+        _EXPIRED_OR_HELD, {"project_id": project_id, "user_id": actor.user_id, "now": now}
+    )
+    held_id = None
+    for assignment_id, item_id, user_id, expired in leases.all():
+        if expired:
+            _release(session, assignment_id, item_id, status="expired", now=now)
+        elif held_id is None and user_id == actor.user_id:
+            held_id = assignment_id
+    return None if held_id is None else session.get(AssignmentRow, held_id)
 
 
 def _release(
@@ -58,6 +77,7 @@ def _release(
     now: datetime,
     reason: str | None = None,
 ) -> None:
+    # through the session: it updates an assignment it holds (`skip_task`'s) too
     released = session.execute(
         _RELEASE,
         {"assignment_id": assignment_id, "status": status, "now": now, "reason": reason},
@@ -79,6 +99,23 @@ _EXPIRED = select(AssignmentRow.id, AssignmentRow.item_id).where(
     AssignmentRow.project_id == bindparam("project_id"),
     AssignmentRow.status == "leased",
     AssignmentRow.expires_at < bindparam("now"),
+)
+_EXPIRED_OR_HELD = (
+    select(
+        AssignmentRow.id,
+        AssignmentRow.item_id,
+        AssignmentRow.user_id,
+        (AssignmentRow.expires_at < bindparam("now")).label("expired"),
+    )
+    .where(
+        AssignmentRow.project_id == bindparam("project_id"),
+        AssignmentRow.status == "leased",
+        or_(
+            AssignmentRow.expires_at < bindparam("now"),
+            AssignmentRow.user_id == bindparam("user_id"),
+        ),
+    )
+    .order_by(AssignmentRow.id)
 )
 _RELEASE = (
     update(AssignmentRow)
@@ -207,7 +244,7 @@ def _claim_task_item(session: Session, *, actor: Actor, project: ProjectRow) -> 
     }
     waited = 0.0
     while True:
-        item_id = session.scalar(_BEST_UNCLAIMED_ITEM, parameters)
+        item_id = core(session).scalar(_BEST_UNCLAIMED_ITEM, parameters)
         if item_id is not None:
             claimed = session.scalar(_CLAIM, {"item_id": item_id, "overlap": project.overlap})
             if claimed is not None:
@@ -215,7 +252,7 @@ def _claim_task_item(session: Session, *, actor: Actor, project: ProjectRow) -> 
         # Nothing unclaimed: "nothing left" only if no open item exists at all; otherwise
         # the open ones are being claimed this instant, and one may still have a slot once
         # those claims commit, so look again shortly.
-        if session.scalar(_BEST_TASK_ITEM, parameters) is None:
+        if core(session).scalar(_BEST_TASK_ITEM, parameters) is None:
             return None
         if waited >= _CLAIM_PATIENCE_SECONDS:
             raise Conflict("the queue is busier than it should be: ask for the next task again")
@@ -245,8 +282,7 @@ def next_task(
     project, member = workable_project(session, actor=actor, project_id=project_id)
     rng = rng or random.Random()
     now = _now()
-    expire_leases(session, project_id=project.id, now=now)
-    held = held_assignment(session, actor=actor, project_id=project.id)
+    held = _expire_leases_and_find_held(session, actor=actor, project_id=project.id, now=now)
     if held is not None:
         return held
     if _qualification_open(session, project, member):
@@ -270,6 +306,23 @@ def own_assignment(session: Session, *, actor: Actor, assignment_id: int) -> Ass
     if assignment is None or assignment.user_id != actor.user_id:
         raise NotFound(f"no assignment {assignment_id}")
     return assignment
+
+
+_WITH_ITEM = (
+    select(AssignmentRow, ItemRow)
+    .join(ItemRow, ItemRow.id == AssignmentRow.item_id)
+    .where(AssignmentRow.id == bindparam("assignment_id"))
+)
+
+
+def own_assignment_with_item(
+    session: Session, *, actor: Actor, assignment_id: int
+) -> tuple[AssignmentRow, ItemRow]:
+    """`own_assignment` and its item, in one statement."""
+    row = session.execute(_WITH_ITEM, {"assignment_id": assignment_id}).first()
+    if row is None or row[0].user_id != actor.user_id:
+        raise NotFound(f"no assignment {assignment_id}")
+    return row[0], row[1]
 
 
 def skip_task(session: Session, *, actor: Actor, assignment_id: int, reason: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from tutelage.store import core
 from tutelage.store.tables import CompletionRow, PromptRow
 from tutelage.store.workspace_tables import AssignmentRow
 from tutelage.workspace.rendering import render_markdown, render_plain
@@ -75,13 +76,13 @@ _MESSAGES = select(PromptRow.messages).where(PromptRow.id == bindparam("prompt_i
 
 def task_view(session: Session, *, assignment: AssignmentRow) -> TaskView:
     item, project = assignment.item, assignment.project
-    rows = session.execute(_TEXTS, {"ids": list(assignment.shown_order)}).all()
+    rows = core(session).execute(_TEXTS, {"ids": list(assignment.shown_order)}).all()
     texts = {completion_id: text for completion_id, text, _ in rows}
     messages: list[dict[str, str]] = []
     if rows:  # an item's answers all answer its prompt
         messages = rows[0].messages
     elif item.prompt_id is not None:
-        messages = session.scalar(_MESSAGES, {"prompt_id": item.prompt_id}) or []
+        messages = core(session).scalar(_MESSAGES, {"prompt_id": item.prompt_id}) or []
     conversation: list[MessageView] = []
     for message in messages:
         # Users' and system turns are plain text; earlier assistant turns are model output.

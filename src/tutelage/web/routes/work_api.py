@@ -24,7 +24,12 @@ from tutelage.workspace.errors import WorkspaceError
 from tutelage.workspace.judging import submit_judgment
 from tutelage.workspace.membership import accept_nda
 from tutelage.workspace.policy import visible_project
-from tutelage.workspace.queue import next_task, own_assignment, skip_task
+from tutelage.workspace.queue import (
+    next_task,
+    own_assignment,
+    own_assignment_with_item,
+    skip_task,
+)
 from tutelage.workspace.redteam import answer_redteam_prompts
 from tutelage.workspace.stats import expert_stats
 from tutelage.workspace.submissions import Submission
@@ -92,9 +97,11 @@ async def post_judgment(
     prompt gets candidate answers afterwards when the server has a generation model."""
 
     def judge(session: Session, actor: Actor) -> tuple[dict[str, Any], int]:
-        # held here so that submit_judgment finds it in the session, not in the database
-        # (the session keeps only weak references)
-        assignment = own_assignment(session, actor=actor, assignment_id=assignment_id)
+        # held here, with its item, so that submit_judgment finds both in the session and
+        # not in the database (the session keeps only weak references): one statement
+        assignment, _item = own_assignment_with_item(
+            session, actor=actor, assignment_id=assignment_id
+        )
         project_id = assignment.project_id
         receipt = submit_judgment(
             session,

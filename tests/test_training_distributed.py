@@ -1,8 +1,9 @@
 """The same commands on several processes and on a GPU.
 
-Two processes under torchrun (what `accelerate launch` starts) run here on CPU with
-gloo, so the DDP path (sharded batches, synchronised gradients, one writer) is tested
-on every machine. The CUDA tests (bf16, two GPUs, FSDP) run where CUDA is present.
+Two processes under `accelerate launch` (whose --multi_gpu launcher is torchrun) run
+here on CPU with gloo, so the DDP path (sharded batches, synchronised gradients, one
+writer) is tested on every machine. The CUDA tests (bf16, two GPUs) run where CUDA is
+present.
 """
 
 from __future__ import annotations
@@ -42,19 +43,25 @@ def free_port() -> int:
 
 
 def launch(processes: int, *args: str, cpu: bool = True) -> subprocess.CompletedProcess[str]:
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    assert torchrun is not None
+    """Run `tutelage ARGS` under `accelerate launch` as the README shows, or one process
+    under torchrun (accelerate's --multi_gpu wants two or more)."""
+    folder = str(Path(sys.executable).parent)
     environment = dict(os.environ, OMP_NUM_THREADS="1")
     if cpu:
         environment["CUDA_VISIBLE_DEVICES"] = ""
-    command = [
-        torchrun,
-        f"--nproc_per_node={processes}",
-        f"--master_port={free_port()}",
-        "-m",
-        "tutelage",
-        *args,
-    ]
+    if processes > 1:
+        accelerate = shutil.which("accelerate", path=folder)
+        assert accelerate is not None
+        launcher = [
+            accelerate, "launch", "--multi_gpu", f"--num_processes={processes}",
+            "--num_machines=1", "--mixed_precision=no", "--dynamo_backend=no",
+            f"--main_process_port={free_port()}",
+        ]  # fmt: skip
+    else:
+        torchrun = shutil.which("torchrun", path=folder)
+        assert torchrun is not None
+        launcher = [torchrun, "--nproc_per_node=1", f"--master_port={free_port()}"]
+    command = [*launcher, "-m", "tutelage", *args]
     return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
 
 
@@ -103,7 +110,7 @@ def test_dpo_on_a_gpu_runs_in_bf16(tmp_path: Path, smollm2_small: str) -> None:
 
 @pytest.mark.cuda
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
-def test_two_gpus_under_torchrun(tmp_path: Path, smollm2_small: str) -> None:
+def test_two_gpus_under_accelerate(tmp_path: Path, smollm2_small: str) -> None:
     data = pairs_file(tmp_path / "pairs.jsonl")
     out = tmp_path / "ddp"
     result = launch(

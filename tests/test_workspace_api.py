@@ -8,6 +8,7 @@ concurrent next-task calls never over-assign the last slot (against a real serve
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -21,7 +22,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from test_generation import serve  # noqa: F401  (an in-process OpenAI-compatible server)
 from tutelage.interchange import import_file
@@ -248,6 +249,122 @@ def test_concurrent_next_task_calls_never_over_assign_the_last_slot(
         )
     assert set(judged.values()) == {2}
     assert stored == acknowledged
+
+
+def test_concurrent_work_shares_commits_and_a_failure_spoils_no_one_elses(
+    store: Store, tmp_path: Path
+) -> None:
+    """SQLite's group commit: experts working at once share transactions, every
+    acknowledged judgment is stored, and a failing request (here, a submit to someone
+    else's assignment) gets its own error while the others in its group are stored."""
+    if not store.is_local:
+        pytest.skip("group commit is for SQLite; PostgreSQL runs transactions side by side")
+    world = make_world(store, tmp_path, pairs=40, experts=8, overlap=2)
+    tokens = [token_for(world, i) for i in range(8)]
+    commits = []
+    event.listen(store.engine, "commit", lambda _connection: commits.append(1))
+
+    async def expert(
+        http: httpx.AsyncClient, me: int, cycles: int, leases: list[tuple[int, int]]
+    ) -> list[int]:
+        statuses: list[int] = []
+        for cycle in range(cycles):
+            lease = await http.post(f"/api/v1/projects/{world.project_id}/next")
+            assert lease.status_code == 200, lease.text
+            assignment = lease.json()["assignment_id"]
+            leases.append((me, assignment))
+            others = [leased for who, leased in leases if who != me]
+            # now and then, someone else's assignment: "not found" for this expert alone
+            target = others[-1] if others and cycle % 2 == 1 else assignment
+            done = await http.post(
+                f"/api/v1/assignments/{target}/judgment",
+                json={"kind": "comparison", "choice": "a", "active_seconds": 1},
+            )
+            statuses.append(done.status_code)
+            if done.status_code != 201:  # then the expert submits their own
+                again = await http.post(
+                    f"/api/v1/assignments/{assignment}/judgment",
+                    json={"kind": "comparison", "choice": "b", "active_seconds": 1},
+                )
+                assert again.status_code == 201, again.text
+                statuses.append(again.status_code)
+        return statuses
+
+    async def everyone() -> list[list[int]]:
+        app = create_app(store)
+        transport = httpx.ASGITransport(app=app)
+        clients = [
+            httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers)
+            for headers in tokens
+        ]
+        leases: list[tuple[int, int]] = []
+        try:
+            return await asyncio.gather(
+                *(expert(http, me, 4, leases) for me, http in enumerate(clients))
+            )
+        finally:
+            for http in clients:
+                await http.aclose()
+
+    requests_before = len(commits)
+    statuses = [status for one in asyncio.run(everyone()) for status in one]
+    acknowledged = statuses.count(201)
+    assert acknowledged == 8 * 4
+    refused = [status for status in statuses if status != 201]
+    assert refused and set(refused) == {404}
+    requests = 8 * 4 * 2 + len(refused)
+    # without grouping, each of the 64 requests that succeed commits on its own
+    assert len(commits) - requests_before < requests // 2
+    with store.session() as session:
+        stored = session.scalar(
+            select(func.count(ComparisonRow.id)).where(ComparisonRow.expert_id.is_not(None))
+        )
+        over = session.scalar(select(func.count(ItemRow.id)).where(ItemRow.judged > 2))
+    assert stored == acknowledged and over == 0
+
+
+def test_work_waits_for_a_writer_held_elsewhere(store: Store, tmp_path: Path) -> None:
+    """While another transaction holds SQLite's writer (an import, another process), the
+    hot paths wait for it in a worker thread, not in the event loop, and then go on."""
+    if not store.is_local:
+        pytest.skip("PostgreSQL has no single writer")
+    world = make_world(store, tmp_path, pairs=2)
+    headers = token_for(world, 0)
+    held = threading.Event()
+
+    def hold_the_writer() -> None:
+        with store.session():
+            held.set()
+            time.sleep(0.5)
+
+    async def ask() -> tuple[int, float]:
+        transport = httpx.ASGITransport(app=create_app(store))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers=headers
+        ) as http:
+            started = time.perf_counter()
+            ticks = 0
+
+            async def tick() -> None:  # the event loop keeps running meanwhile
+                nonlocal ticks
+                while time.perf_counter() - started < 0.4:
+                    ticks += 1
+                    await asyncio.sleep(0.01)
+
+            async def lease() -> tuple[int, float]:
+                answer = await http.post(f"/api/v1/projects/{world.project_id}/next")
+                return answer.status_code, time.perf_counter() - started
+
+            leased, _ = await asyncio.gather(lease(), tick())
+            assert ticks > 10
+            return leased
+
+    holder = threading.Thread(target=hold_the_writer)
+    holder.start()
+    held.wait()
+    status, waited = asyncio.run(ask())
+    holder.join()
+    assert status == 200 and waited >= 0.3
 
 
 def test_password_login_works_for_pages_and_api(

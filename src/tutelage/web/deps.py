@@ -9,8 +9,10 @@ sent automatically, so it needs none.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
@@ -191,30 +193,140 @@ CurrentActor = Annotated[Actor, Depends(current_actor)]
 _Result = TypeVar("_Result")
 
 
+_Work = tuple[Callable[[Session, Actor], Any], Credentials, "asyncio.Future[Any]"]
+
+
+class GroupCommit:
+    """Run the hot paths' work for a SQLite store in shared transactions (group commit).
+
+    SQLite runs one transaction at a time, so under load requests queue for the writer.
+    The ones waiting when the writer comes free run together, one after another, in one
+    transaction: one BEGIN, one COMMIT and one fsync for all of them instead of one each.
+    Each still gets its answer only once that commit is done, so nothing is acknowledged
+    before it is durable, and each sees the others' work as if they had run in turn.
+
+    If one of them fails (a 404, a conflict), the transaction is rolled back; the failing
+    one runs again alone, in its own transaction, and the others again together. A
+    failure at commit, or a second failure, and each runs alone. So a failure never
+    takes others' work with it. The work runs in the event loop while the writer is free
+    (statements take microseconds); recovery, and a group that finds the writer held (by
+    another process), run in a worker thread that waits for it.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._waiting: list[_Work] = []
+        self._busy = False
+
+    def run(
+        self, work: Callable[[Session, Actor], _Result], credentials: Credentials
+    ) -> asyncio.Future[_Result]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_Result] = loop.create_future()
+        self._waiting.append((work, credentials, future))
+        if not self._busy:
+            self._busy = True
+            # after the callbacks ready now, so that the requests they bring join in
+            loop.call_soon(self._drain)
+        return future
+
+    def _drain(self) -> None:
+        group, self._waiting = self._waiting, []
+        session = self.store.session_if_free()
+        failed = None if session is None else _run_group(session, group, _settle)
+        if session is not None and failed is None:
+            self._next()
+            return
+        loop = asyncio.get_running_loop()
+        done = loop.run_in_executor(None, self._recover, group, failed)
+        done.add_done_callback(lambda _: self._next())
+
+    def _recover(self, group: list[_Work], failed: int | None) -> None:
+        """In a worker thread, waiting for the writer: `group` again, after the failure of
+        its work `failed` (len(group): the commit; None: it has not run)."""
+        settle = _threadsafe_settle
+        if failed is None:
+            failed = _run_group(self.store.session(), group, settle)
+            if failed is None:
+                return
+        if failed < len(group):
+            _run_group(self.store.session(), [group[failed]], settle, alone=True)
+            group = group[:failed] + group[failed + 1 :]
+            if not group or _run_group(self.store.session(), group, settle) is None:
+                return
+        for work in group:
+            _run_group(self.store.session(), [work], settle, alone=True)
+
+    def _next(self) -> None:
+        if self._waiting:
+            asyncio.get_running_loop().call_soon(self._drain)
+        else:
+            self._busy = False
+
+
+def _run_group(
+    session: AbstractContextManager[Session],
+    group: list[_Work],
+    settle: Callable[[asyncio.Future[Any], Any, Exception | None], None],
+    *,
+    alone: bool = False,
+) -> int | None:
+    """Run `group` in the one transaction `session` opens and settle its futures; return
+    None, or the index of the work that failed (len(group) for the commit), settling
+    nothing. `alone`: a group of one, whose failure is its answer."""
+    results = []
+    try:
+        with session as open_session:
+            for work, credentials, _ in group:
+                results.append(work(open_session, credentials.actor(open_session)))
+    except Exception as exc:
+        if alone:
+            settle(group[0][2], None, exc)
+        return len(results)
+    for (_, _, future), result in zip(group, results, strict=True):
+        settle(future, result, None)
+    return None
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: Exception | None) -> None:
+    if future.done():  # the request was cancelled (the client went away)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _threadsafe_settle(future: asyncio.Future[Any], result: Any, error: Exception | None) -> None:
+    future.get_loop().call_soon_threadsafe(_settle, future, result, error)
+
+
+def _group_commit(request: Request) -> GroupCommit:
+    group: GroupCommit | None = getattr(request.app.state, "group_commit", None)
+    if group is None:
+        group = GroupCommit(get_store(request))
+        request.app.state.group_commit = group
+    return group
+
+
 @dataclass(frozen=True)
 class ActorWork:
     """Run a function of (session, actor) for this request in one transaction.
 
     The expert's hot paths (next task, submit) use this instead of `DbSession` and
     `CurrentActor`, which FastAPI runs as separate steps in worker threads: a thread hop
-    each, which costs more than the SQL. Here the transaction slot is awaited in the event
-    loop; then, with SQLite, whose statements take microseconds, authentication, the work
-    and the commit run right there when the writer is free, and otherwise (PostgreSQL, or
-    a long import holding SQLite) in one worker thread. The result comes back only once
-    committed.
+    each, which costs more than the SQL. With SQLite, the work joins a `GroupCommit`;
+    with PostgreSQL, authentication, the work and the commit run in one worker thread
+    once a pooled connection is free. The result comes back only once committed.
     """
 
     request: Request
     credentials: Credentials
 
     async def __call__(self, work: Callable[[Session, Actor], _Result]) -> _Result:
-        store = get_store(self.request)
+        if get_store(self.request).is_local:
+            return await _group_commit(self.request).run(work, self.credentials)
         async with _transaction_slots(self.request):
-            if store.is_local:
-                session = store.session_if_free()
-                if session is not None:
-                    with session as open_session:
-                        return work(open_session, self.credentials.actor(open_session))
             return await anyio.to_thread.run_sync(self._run, work)
 
     def _run(self, work: Callable[[Session, Actor], _Result]) -> _Result:

@@ -88,6 +88,14 @@ def test_the_last_slot_goes_to_one_expert_only(store: Store, tmp_path: Path) -> 
         assert (item.leased, item.judged) == (1, 0)
 
 
+def change_nda(world: World, text: str) -> None:
+    with world.store.session() as session:
+        project = session.get(ProjectRow, world.project_id)
+        assert project is not None
+        changed = project_record(project).model_copy(update={"nda_text": text})
+        update_project(session, actor=world.admin, project_id=world.project_id, project=changed)
+
+
 def test_no_item_before_the_current_nda_is_accepted(store: Store, tmp_path: Path) -> None:
     world = make_world(store, tmp_path, sign_nda=False)
     with pytest.raises(NeedsNda):
@@ -95,11 +103,7 @@ def test_no_item_before_the_current_nda_is_accepted(store: Store, tmp_path: Path
     with store.session() as session:
         accept_nda(session, actor=world.experts[0], project_id=world.project_id)
     assert take(world) is not None
-    with store.session() as session:
-        project = session.get(ProjectRow, world.project_id)
-        assert project is not None
-        changed = project_record(project).model_copy(update={"nda_text": "New terms."})
-        update_project(session, actor=world.admin, project_id=world.project_id, project=changed)
+    change_nda(world, "New terms.")
     with pytest.raises(NeedsNda):
         take(world)
     with store.session() as session:
@@ -110,11 +114,7 @@ def test_no_item_before_the_current_nda_is_accepted(store: Store, tmp_path: Path
         accept_nda(session, actor=world.experts[0], project_id=world.project_id)
     assert take(world) is not None
     # back to the first text, which this expert accepted before the one they accepted last
-    with store.session() as session:
-        project = session.get(ProjectRow, world.project_id)
-        assert project is not None
-        first = project_record(project).model_copy(update={"nda_text": "Keep it confidential."})
-        update_project(session, actor=world.admin, project_id=world.project_id, project=first)
+    change_nda(world, "Keep it confidential.")
     assert take(world) is not None
     with pytest.raises(NeedsNda):
         take(world, expert=1)  # who never accepted it

@@ -84,22 +84,20 @@ def test_flags_win_over_the_config_file_and_bad_keys_are_named(tmp_path: Path) -
     assert saved["batch_size"] == 4 and saved["max_steps"] == 2 and saved["lr"] == 1e-4
     assert len(json.loads((out / "metrics.json").read_text())["steps"]) == 2
 
-    config.write_text("[reward]\nbatch_sise = 2\n", encoding="utf-8")
-    bad = runner.invoke(app, ["train", "reward", str(data), "--out", str(tmp_path / "x"),
-                              "--config", str(config)])  # fmt: skip
-    assert bad.exit_code == 2
-    # the message sits in a box that wraps to the terminal's width: compare without it
-    flat = re.sub(r"[\s│╭╮╰╯─]+", "", bad.output)
-    assert "batch_sise" in flat and "run.toml" in flat
-    assert not (tmp_path / "x").exists()
+    def refused(settings: str) -> str:
+        """Train with `settings` as the config file; return the error, boxes removed."""
+        config.write_text(f"[reward]\n{settings}\n", encoding="utf-8")
+        bad = runner.invoke(app, ["train", "reward", str(data), "--out", str(tmp_path / "x"),
+                                  "--config", str(config)])  # fmt: skip
+        assert bad.exit_code == 2
+        assert not (tmp_path / "x").exists()
+        # the message sits in a box that wraps to the terminal's width: compare without it
+        return re.sub(r"[\s│╭╮╰╯─]+", "", bad.output)
 
-    config.write_text("[reward]\nwarmup = 2.0\n", encoding="utf-8")  # a known key, bad value
-    bad = runner.invoke(app, ["train", "reward", str(data), "--out", str(tmp_path / "x"),
-                              "--config", str(config)])  # fmt: skip
-    assert bad.exit_code == 2
-    flat = re.sub(r"[\s│╭╮╰╯─]+", "", bad.output)
+    flat = refused("batch_sise = 2")
+    assert "batch_sise" in flat and "run.toml" in flat
+    flat = refused("warmup = 2.0")  # a known key, bad value
     assert "run.toml" in flat and "warmupmustbeafraction" in flat
-    assert not (tmp_path / "x").exists()
 
 
 def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path: Path) -> None:

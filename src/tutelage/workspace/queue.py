@@ -28,8 +28,6 @@ from tutelage.workspace.errors import Conflict, NeedsQualification, NotFound, Wo
 from tutelage.workspace.policy import workable_project
 
 __all__ = [
-    "expire_leases",
-    "held_assignment",
     "next_task",
     "own_assignment",
     "own_assignment_with_item",
@@ -42,20 +40,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def expire_leases(session: Session, *, project_id: int, now: datetime | None = None) -> int:
-    """Return leases past their time to the queue; returns how many expired."""
-    now = now or _now()
-    expired = core(session).execute(_EXPIRED, {"project_id": project_id, "now": now}).all()
-    for assignment_id, item_id in expired:
-        _release(session, assignment_id, item_id, status="expired", now=now)
-    return len(expired)
-
-
 def _expire_leases_and_find_held(
     session: Session, *, actor: Actor, project_id: int, now: datetime
 ) -> AssignmentRow | None:
-    """`expire_leases`, then `held_assignment`, in one statement: the leases of the
-    project that ran out, and the expert's own."""
+    """Return leases past their time to the queue, and return the unexpired lease the
+    expert holds in this project, if any: both from one statement."""
     leases = core(session).execute(
         _EXPIRED_OR_HELD, {"project_id": project_id, "user_id": actor.user_id, "now": now}
     )
@@ -86,20 +75,8 @@ def _release(
         session.execute(_UNLEASE, {"item_id": item_id})
 
 
-def held_assignment(session: Session, *, actor: Actor, project_id: int) -> AssignmentRow | None:
-    """Return the unexpired lease the expert holds in this project, if any."""
-    return session.scalar(
-        _HELD, {"project_id": project_id, "user_id": actor.user_id, "now": _now()}
-    )
-
-
 # The statements of every next-task call are built once, with parameters: building and
 # keying a statement costs SQLAlchemy more than SQLite takes to run it.
-_EXPIRED = select(AssignmentRow.id, AssignmentRow.item_id).where(
-    AssignmentRow.project_id == bindparam("project_id"),
-    AssignmentRow.status == "leased",
-    AssignmentRow.expires_at < bindparam("now"),
-)
 _EXPIRED_OR_HELD = (
     select(
         AssignmentRow.id,
@@ -128,17 +105,6 @@ _UNLEASE = (
     update(ItemRow)
     .where(ItemRow.id == bindparam("item_id"), ItemRow.leased > 0)
     .values(leased=ItemRow.leased - 1)
-)
-_HELD = (
-    select(AssignmentRow)
-    .where(
-        AssignmentRow.project_id == bindparam("project_id"),
-        AssignmentRow.user_id == bindparam("user_id"),
-        AssignmentRow.status == "leased",
-        AssignmentRow.expires_at >= bindparam("now"),
-    )
-    .order_by(AssignmentRow.id)
-    .limit(1)
 )
 _NOT_DONE_BY_USER = ~exists().where(
     and_(AssignmentRow.item_id == ItemRow.id, AssignmentRow.user_id == bindparam("user_id"))

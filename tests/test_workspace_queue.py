@@ -12,16 +12,17 @@ from sqlalchemy import func, select, update
 
 from tutelage.store import Store
 from tutelage.store.projects import project_record
-from tutelage.store.tables import ComparisonRow, ProjectRow
-from tutelage.store.workspace_tables import AssignmentRow, AuditRow, ItemRow
+from tutelage.store.tables import ComparisonRow, CompletionRow, ProjectRow
+from tutelage.store.workspace_tables import AssignmentRow, AuditRow, ItemRow, RenderedAnswerRow
 from tutelage.workspace.errors import Conflict, NeedsNda, NeedsQualification, NotFound
 from tutelage.workspace.items import mark_known_answers
 from tutelage.workspace.judging import submit_judgment
 from tutelage.workspace.membership import accept_nda, update_project
-from tutelage.workspace.queue import next_task, skip_task
+from tutelage.workspace.queue import next_task, own_assignment_with_item, skip_task
+from tutelage.workspace.rendering import render_markdown
 from tutelage.workspace.stats import expert_stats, project_stats
 from tutelage.workspace.submissions import ComparisonSubmission
-from tutelage.workspace.views import task_view
+from tutelage.workspace.views import render_answers, task_view
 from workspace_fixtures import World, make_world
 
 PICK_A = ComparisonSubmission(choice="a", active_seconds=90)
@@ -209,6 +210,82 @@ def test_a_repeated_idempotency_key_stores_one_judgment(store: Store, tmp_path: 
     with store.session() as session:
         assert session.scalar(select(func.count(ComparisonRow.id)).where(
             ComparisonRow.expert_id.is_not(None))) == 1  # fmt: skip
+
+
+def test_a_key_sent_before_with_another_judgment_stores_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    world = make_world(store, tmp_path, pairs=2)
+    first = take(world)
+    assert first is not None
+    submit(world, first.id, key="k-1")
+    second = take(world)
+    assert second is not None and second.id != first.id
+    with pytest.raises(Conflict, match="sent before with another request"):
+        submit(world, second.id, key="k-1")
+    with store.session() as session:
+        assert session.scalar(select(func.count(ComparisonRow.id)).where(
+            ComparisonRow.expert_id.is_not(None))) == 1  # fmt: skip
+        still_open = session.get(AssignmentRow, second.id)
+        assert still_open is not None and still_open.status == "leased"
+    assert submit(world, second.id, key="k-2")["assignment_id"] == second.id
+
+
+def test_a_claim_sees_the_item_as_stored_when_its_transaction_loaded_it_before(
+    store: Store, tmp_path: Path
+) -> None:
+    """Group commit runs several experts' requests in one transaction: a submit that
+    loaded an item, then another expert's claim of the same item's second slot."""
+    world = make_world(store, tmp_path, pairs=1, overlap=2)
+    mine = take(world, expert=0)
+    assert mine is not None
+    with store.session() as session:
+        # held, as a request of the same group may still hold it
+        _, loaded = own_assignment_with_item(session, actor=world.experts[0], assignment_id=mine.id)
+        submit_judgment(session, actor=world.experts[0], assignment_id=mine.id, submission=PICK_A)
+        theirs = next_task(session, actor=world.experts[1], project_id=world.project_id)
+        assert theirs is not None and theirs.item_id == mine.item_id
+        assert theirs.item is loaded and (loaded.judged, loaded.leased) == (1, 1)
+        assert task_view(session, assignment=theirs).assignment_id == theirs.id
+    with store.session() as session:
+        item = session.get(ItemRow, mine.item_id)
+        assert item is not None and (item.judged, item.leased) == (1, 1)
+
+
+def test_answers_are_rendered_once_when_items_are_built_and_only_current_html_is_shown(
+    store: Store, tmp_path: Path
+) -> None:
+    world = make_world(store, tmp_path, pairs=1)
+    assignment = take(world)
+    assert assignment is not None
+    first, second = assignment.shown_order
+    with store.session() as session:
+        stored = dict(
+            session.execute(select(RenderedAnswerRow.completion_id, RenderedAnswerRow.html)).all()
+        )
+        texts = dict(session.execute(select(CompletionRow.id, CompletionRow.text)).all())
+        assert stored == {i: str(render_markdown(texts[i])) for i in (first, second)}
+        # shown from storage: a marker put in the stored HTML shows up in the view
+        session.execute(
+            update(RenderedAnswerRow)
+            .where(RenderedAnswerRow.completion_id == first)
+            .values(html="<p>stored</p>")
+        )
+        view = task_view(session, assignment=session.get(AssignmentRow, assignment.id))
+        assert view.answers[0].html == "<p>stored</p>"
+        # HTML from another renderer (an older sanitiser, say) is never shown...
+        session.execute(
+            update(RenderedAnswerRow)
+            .where(RenderedAnswerRow.completion_id == first)
+            .values(renderer="0123456789abcdef")
+        )
+        view = task_view(session, assignment=session.get(AssignmentRow, assignment.id))
+        assert view.answers[0].html == str(render_markdown(texts[first]))
+        # ...and the next build replaces it
+        assert render_answers(session, [first, second]) == 1
+    with store.session() as session:
+        row = session.get(RenderedAnswerRow, first)
+        assert row is not None and row.html == str(render_markdown(texts[first]))
 
 
 def test_skip_returns_the_item_to_others(store: Store, tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "ItemRow",
     "MembershipRow",
     "NdaAcceptanceRow",
+    "RenderedAnswerRow",
     "WebSessionRow",
 ]
 
@@ -109,7 +110,8 @@ class AssignmentRow(Base):
         UniqueConstraint("item_id", "user_id"),
         CheckConstraint("status IN ('leased', 'submitted', 'skipped', 'expired')", name="status"),
         Index("ix_assignments_user_status", "user_id", "status"),
-        Index("ix_assignments_status_expires", "status", "expires_at"),
+        # a project's open leases, read by every next-task call (queue.py)
+        Index("ix_assignments_project_status", "project_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -208,3 +210,18 @@ class AuditRow(Base):
     )
     target: Mapped[str] = mapped_column(String(200), default="")
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RenderedAnswerRow(Base):
+    """An answer's HTML as the workspace shows it, rendered once when its items are built
+    rather than on every view (rendering was a tenth of a next-task call). `renderer`
+    names the rendering code and libraries that made it: HTML from any other renderer
+    (a changed sanitiser, a new library version) is not served but rendered again."""
+
+    __tablename__ = "rendered_answers"
+
+    completion_id: Mapped[int] = mapped_column(
+        ForeignKey("completions.id", ondelete="CASCADE"), primary_key=True
+    )
+    renderer: Mapped[str] = mapped_column(String(16))
+    html: Mapped[str] = mapped_column(Text)

@@ -23,6 +23,7 @@ from tutelage.records import TaskKind
 from tutelage.store.tables import ComparisonRow, CompletionRow, PromptRow
 from tutelage.store.workspace_tables import ItemRow
 from tutelage.workspace import audit
+from tutelage.workspace.views import render_answers
 
 __all__ = ["BuiltItems", "build_items", "mark_known_answers"]
 
@@ -77,6 +78,7 @@ def build_items(
         ).all()
     }
     created: dict[str, int] = defaultdict(int)
+    rendered: set[int] = set()  # the answers of the new items
     grouped = _completions_by_prompt(session, project_id)
     for kind in kinds:
         if kind is TaskKind.REDTEAM:
@@ -90,6 +92,7 @@ def build_items(
                 if key in existing:
                     continue
                 existing.add(key)
+                rendered.update(completion_ids)
                 session.add(
                     ItemRow(
                         project_id=project_id,
@@ -100,6 +103,7 @@ def build_items(
                 )
                 created[kind.value] += 1
     session.flush()
+    render_answers(session, rendered)
     audit.record(
         session,
         actor_id=actor_id,

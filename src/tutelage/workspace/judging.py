@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -309,13 +310,17 @@ def submit_judgment(
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """Store the judgment for one of the expert's assignments and return the receipt."""
-    if idempotency_key is not None:
+    assignment = own_assignment(session, actor=actor, assignment_id=assignment_id)
+    # A retry finds its first attempt's answer only if that attempt was committed, and
+    # then the assignment is closed: while it is still leased there is nothing to find
+    # (one statement saved on every first attempt). A key sent before with another
+    # request fails at the end, where the key is stored.
+    if idempotency_key is not None and assignment.status != "leased":
         earlier = core(session).execute(_EARLIER_ANSWER, {"key": idempotency_key}).first()
         if earlier is not None:
             if earlier.user_id != actor.user_id:
                 raise Conflict("that idempotency key was used by someone else")
             return dict(earlier.response)
-    assignment = own_assignment(session, actor=actor, assignment_id=assignment_id)
     project, _member = workable_project(session, actor=actor, project_id=assignment.project_id)
     item = session.get(ItemRow, assignment.item_id)
     assert item is not None
@@ -366,13 +371,19 @@ def submit_judgment(
         "stored_at": now.isoformat(),
     }
     if idempotency_key is not None:
-        core(session).execute(
-            _REMEMBER_ANSWER,
-            {
-                "key": idempotency_key,
-                "user_id": actor.user_id,
-                "response": response,
-                "created_at": now,
-            },
-        )
+        try:
+            core(session).execute(
+                _REMEMBER_ANSWER,
+                {
+                    "key": idempotency_key,
+                    "user_id": actor.user_id,
+                    "response": response,
+                    "created_at": now,
+                },
+            )
+        except IntegrityError as exc:  # the whole transaction is rolled back
+            raise Conflict(
+                "that idempotency key was sent before with another request: "
+                "use a new key for each judgment"
+            ) from exc
     return response

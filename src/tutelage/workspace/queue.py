@@ -16,11 +16,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from tutelage.store import core
-from tutelage.store.tables import ProjectRow
+from tutelage.store.tables import Base, ProjectRow
 from tutelage.store.workspace_tables import AssignmentRow, ItemRow, MembershipRow
 from tutelage.workspace import audit
 from tutelage.workspace.accounts import Actor
@@ -120,10 +122,11 @@ _KNOWN_ANSWER_ITEM = (
     .limit(1)
 )
 _OPEN_SLOTS = ItemRow.judged + ItemRow.leased
+# ("in_project", not "project_id": an UPDATE's parameters may not share a column's name)
 _BEST_TASK_ITEM = (
     select(ItemRow.id)
     .where(
-        ItemRow.project_id == bindparam("project_id"),
+        ItemRow.project_id == bindparam("in_project"),
         ItemRow.purpose == "task",
         ItemRow.kind.in_(bindparam("kinds", expanding=True)),
         bindparam("overlap") > _OPEN_SLOTS,
@@ -144,14 +147,35 @@ _CLAIM_RETRY_SECONDS = 0.005
 _CLAIM_PATIENCE_SECONDS = 10.0
 _ASSIGNMENTS = AssignmentRow.__table__
 _NEW_ASSIGNMENT = insert(_ASSIGNMENTS).returning(_ASSIGNMENTS.c.id)  # type: ignore[arg-type]
-# The claimed row comes back from the UPDATE itself (RETURNING), as it is after the claim.
-_CLAIM = (
-    update(ItemRow)
-    .where(ItemRow.id == bindparam("item_id"), bindparam("overlap") > _OPEN_SLOTS)
-    .values(leased=ItemRow.leased + 1)
-    .returning(ItemRow)
-    .execution_options(synchronize_session=False, populate_existing=True)
+# The best item is found and claimed in one statement, and the claimed row comes back
+# from the UPDATE itself (RETURNING), as it is after the claim. The subquery keeps its own
+# FROM (no correlation with the row being updated), so it is run once.
+# A Core statement: the ORM's UPDATE ... RETURNING of an entity cost more than the claim.
+_ITEMS = Base.metadata.tables[ItemRow.__tablename__]
+_CLAIM_BEST = (
+    update(_ITEMS)
+    .where(
+        _ITEMS.c.id == _BEST_UNCLAIMED_ITEM.correlate(None).scalar_subquery(),
+        bindparam("overlap") > _ITEMS.c.judged + _ITEMS.c.leased,
+    )
+    .values(leased=_ITEMS.c.leased + 1)
+    .returning(*_ITEMS.c)
 )
+
+
+def _as_loaded(session: Session, row: RowMapping) -> ItemRow:
+    """Return the item `row` holds (as stored) in the session, as if loaded by a query:
+    the session's own copy refreshed, if it has one (another request of the same
+    transaction may have loaded it), or a new one."""
+    item = session.identity_map.get(identity_key(ItemRow, row["id"]))
+    if isinstance(item, ItemRow):
+        for name, value in row.items():
+            set_committed_value(item, name, value)
+        return item
+    item = ItemRow(**row)
+    make_transient_to_detached(item)
+    session.add(item)
+    return item
 
 
 def _lease(
@@ -202,7 +226,7 @@ def _known_answer_item(
 
 def _claim_task_item(session: Session, *, actor: Actor, project: ProjectRow) -> ItemRow | None:
     parameters = {
-        "project_id": project.id,
+        "in_project": project.id,
         "kinds": list(project.task_kinds),
         "overlap": project.overlap,
         "tags": sorted(actor.expertise),
@@ -210,11 +234,9 @@ def _claim_task_item(session: Session, *, actor: Actor, project: ProjectRow) -> 
     }
     waited = 0.0
     while True:
-        item_id = core(session).scalar(_BEST_UNCLAIMED_ITEM, parameters)
-        if item_id is not None:
-            claimed = session.scalar(_CLAIM, {"item_id": item_id, "overlap": project.overlap})
-            if claimed is not None:
-                return claimed
+        claimed = core(session).execute(_CLAIM_BEST, parameters).first()
+        if claimed is not None:
+            return _as_loaded(session, claimed._mapping)
         # Nothing unclaimed: "nothing left" only if no open item exists at all; otherwise
         # the open ones are being claimed this instant, and one may still have a slot once
         # those claims commit, so look again shortly.

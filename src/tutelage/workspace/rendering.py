@@ -13,10 +13,13 @@ text. Experts must see such attempts, not suffer them, and pages must work air-g
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
+from importlib.metadata import version
+from pathlib import Path
 
 import markdown_it_pyrs
 import nh3
@@ -33,7 +36,7 @@ from pygments.lexer import Lexer  # type: ignore[import-untyped]
 from pygments.lexers import get_all_lexers, get_lexer_by_name  # type: ignore[import-untyped]
 from pygments.token import STANDARD_TYPES  # type: ignore[import-untyped]
 
-__all__ = ["HIGHLIGHT_CSS", "render_markdown", "render_plain"]
+__all__ = ["HIGHLIGHT_CSS", "RENDERER", "render_markdown", "render_plain"]
 
 _CODE_CLASS = "hl"
 _STYLE = "friendly"
@@ -187,3 +190,17 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 def render_plain(text: str) -> Markup:
     """Return text as escaped HTML whose line breaks survive as `<br>`."""
     return Markup("<br>\n").join(escape(line) for line in _LINE_BREAK.split(text))
+
+
+def _renderer() -> str:
+    """Name this renderer: a hash of this module's source and of the versions of the
+    libraries it uses. HTML stored by another renderer is not served (`RenderedAnswerRow`):
+    a stricter sanitiser, say, takes effect on answers rendered before it."""
+    parts = [Path(__file__).read_bytes()]
+    parts += [
+        version(name).encode() for name in ("nh3", "markdown-it-py", "markdown-it-pyrs", "pygments")
+    ]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+RENDERER = _renderer()

@@ -8,19 +8,20 @@ under the letters of this assignment's random order, and the project's rubric.
 from __future__ import annotations
 
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from tutelage.store import core
 from tutelage.store.tables import CompletionRow, PromptRow
-from tutelage.store.workspace_tables import AssignmentRow
-from tutelage.workspace.rendering import render_markdown, render_plain
+from tutelage.store.workspace_tables import AssignmentRow, RenderedAnswerRow
+from tutelage.workspace.rendering import RENDERER, render_markdown, render_plain
 
-__all__ = ["AnswerView", "MessageView", "TaskView", "task_view"]
+__all__ = ["AnswerView", "MessageView", "TaskView", "render_answers", "task_view"]
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,18 @@ class TaskView:
 
 
 # Built once: every next-task call shows a view (see accounts.py for why). The prompt's
-# messages come with each answer's row: one statement instead of two.
+# messages, and the answer's HTML if this renderer made it already, come with each
+# answer's row: one statement.
 _TEXTS = (
-    select(CompletionRow.id, CompletionRow.text, PromptRow.messages)
+    select(CompletionRow.id, CompletionRow.text, PromptRow.messages, RenderedAnswerRow.html)
     .join(PromptRow, PromptRow.id == CompletionRow.prompt_id)
+    .outerjoin(
+        RenderedAnswerRow,
+        and_(
+            RenderedAnswerRow.completion_id == CompletionRow.id,
+            RenderedAnswerRow.renderer == bindparam("renderer"),
+        ),
+    )
     .where(CompletionRow.id.in_(bindparam("ids", expanding=True)))
 )
 _MESSAGES = select(PromptRow.messages).where(PromptRow.id == bindparam("prompt_id"))
@@ -76,8 +85,14 @@ _MESSAGES = select(PromptRow.messages).where(PromptRow.id == bindparam("prompt_i
 
 def task_view(session: Session, *, assignment: AssignmentRow) -> TaskView:
     item, project = assignment.item, assignment.project
-    rows = core(session).execute(_TEXTS, {"ids": list(assignment.shown_order)}).all()
-    texts = {completion_id: text for completion_id, text, _ in rows}
+    rows = (
+        core(session)
+        .execute(_TEXTS, {"ids": list(assignment.shown_order), "renderer": RENDERER})
+        .all()
+    )
+    texts = {row.id: row.text for row in rows}
+    # rendered when the items were built (`render_answers`), else now
+    answer_html = {row.id: row.html or str(render_markdown(row.text)) for row in rows}
     messages: list[dict[str, str]] = []
     if rows:  # an item's answers all answer its prompt
         messages = rows[0].messages
@@ -93,7 +108,7 @@ def task_view(session: Session, *, assignment: AssignmentRow) -> TaskView:
         )
         conversation.append(MessageView(message["role"], message["content"], str(html)))
     answers = [
-        AnswerView(letter, texts[completion_id], str(render_markdown(texts[completion_id])))
+        AnswerView(letter, texts[completion_id], answer_html[completion_id])
         for letter, completion_id in zip(
             string.ascii_uppercase, assignment.shown_order, strict=False
         )
@@ -109,3 +124,44 @@ def task_view(session: Session, *, assignment: AssignmentRow) -> TaskView:
         answers=answers,
         expires_at=assignment.expires_at,
     )
+
+
+_CHUNK = 500  # ids per statement, well under every database's limit on parameters
+
+
+def render_answers(session: Session, completion_ids: Iterable[int]) -> int:
+    """Render these answers to the HTML the workspace shows and store it, for those that
+    have none from this renderer (`RENDERER`); return how many were rendered. Items call
+    this when they are built, so that showing an answer reads HTML rather than making it.
+    """
+    wanted = sorted(set(completion_ids))
+    current: set[int] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        current.update(
+            session.scalars(
+                select(RenderedAnswerRow.completion_id).where(
+                    RenderedAnswerRow.completion_id.in_(wanted[start : start + _CHUNK]),
+                    RenderedAnswerRow.renderer == RENDERER,
+                )
+            )
+        )
+    missing = [completion_id for completion_id in wanted if completion_id not in current]
+    for start in range(0, len(missing), _CHUNK):
+        chunk = missing[start : start + _CHUNK]
+        texts = session.execute(
+            select(CompletionRow.id, CompletionRow.text).where(CompletionRow.id.in_(chunk))
+        ).all()
+        # HTML from another renderer is replaced, not kept beside
+        session.execute(delete(RenderedAnswerRow).where(RenderedAnswerRow.completion_id.in_(chunk)))
+        session.execute(
+            insert(RenderedAnswerRow),
+            [
+                {
+                    "completion_id": completion_id,
+                    "renderer": RENDERER,
+                    "html": str(render_markdown(text)),
+                }
+                for completion_id, text in texts
+            ],
+        )
+    return len(missing)

@@ -369,7 +369,7 @@ if workers > 1:  # as `tutelage serve --workers N` runs them
     os.environ["TUTELAGE_DB"] = url
     uvicorn.run(
         "tutelage.web.app:app_from_environment", factory=True, workers=workers,
-        host="127.0.0.1", port=port, log_level="warning",
+        host="127.0.0.1", port=port, log_level="warning", access_log=False,
     )
     sys.exit()
 profiles = []
@@ -389,7 +389,8 @@ store = open_store(url, migrate=False)
 try:
     # as `tutelage serve` runs it
     uvicorn.run(
-        create_app(store, freeze_startup=True), host="127.0.0.1", port=port, log_level="warning"
+        create_app(store, freeze_startup=True), host="127.0.0.1", port=port, log_level="warning",
+        access_log=False,
     )
 finally:
     store.close()

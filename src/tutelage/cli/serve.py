@@ -25,6 +25,13 @@ def serve_command(
             "they take turns to write, so extra workers pay off when cores are free.",
         ),
     ] = 1,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            help="Log every request (method, path, status). Off by default: the audit log "
+            "keeps every change, and a line per request costs the server time under load.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the expert workspace (pages and the JSON API under /api/v1)."""
     # Imported here so that other commands work without the server extras installed.
@@ -51,9 +58,15 @@ def serve_command(
             workers=workers,
             host=host,
             port=port,
+            access_log=access_log,
         )
         return
     try:
-        uvicorn.run(create_app(store, settings, freeze_startup=True), host=host, port=port)
+        uvicorn.run(
+            create_app(store, settings, freeze_startup=True),
+            host=host,
+            port=port,
+            access_log=access_log,
+        )
     finally:
         store.close()

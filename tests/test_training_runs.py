@@ -193,3 +193,23 @@ def test_a_decoder_reward_model_scores_padded_batches_like_single_sequences(
         [r for pair in one_by_one for r in pair], abs=1e-4
     )
     assert len({round(c, 4) for c, _ in batched}) == len(varied)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU's own choice")
+def test_auto_precision_trains_in_bf16_on_a_cpu_that_has_it_and_still_learns(
+    tmp_path: Path,
+) -> None:
+    from tutelage.training.run import cpu_has_bf16
+
+    pairs = planted_pairs(16)
+    runs = {}
+    for precision in ("auto", "fp32"):
+        config = RewardConfig(
+            out=tmp_path / precision, epochs=3, batch_size=4, max_length=64, precision=precision
+        )
+        runs[precision] = train_reward(config, PreferenceData(pairs=pairs, source="planted"))
+    assert runs["auto"].metrics["precision"] == ("bf16" if cpu_has_bf16() else "no")
+    assert runs["fp32"].metrics["precision"] == "no"
+    for run in runs.values():  # the planted rule is learnt either way
+        scores = score_pairs(run.out, planted_pairs(24)[16:], max_length=64)
+        assert all(chosen > rejected for chosen, rejected in scores)

@@ -78,7 +78,9 @@ def build_items(
         ).all()
     }
     created: dict[str, int] = defaultdict(int)
-    rendered: set[int] = set()  # the answers of the new items
+    # every item's answers: those of new items, and those of old ones stored before
+    # answers were rendered ahead or by another renderer (`render_answers` skips the rest)
+    rendered = {answer for _, _, answers in existing for answer in answers}
     grouped = _completions_by_prompt(session, project_id)
     for kind in kinds:
         if kind is TaskKind.REDTEAM:

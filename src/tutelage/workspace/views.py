@@ -151,6 +151,8 @@ def render_answers(session: Session, completion_ids: Iterable[int]) -> int:
         texts = session.execute(
             select(CompletionRow.id, CompletionRow.text).where(CompletionRow.id.in_(chunk))
         ).all()
+        if not texts:  # answers deleted since: nothing to show, nothing to store
+            continue
         # HTML from another renderer is replaced, not kept beside
         session.execute(delete(RenderedAnswerRow).where(RenderedAnswerRow.completion_id.in_(chunk)))
         session.execute(

@@ -273,7 +273,8 @@ def arm_ours_reward(args: argparse.Namespace, work: Path, recipe: bool = False) 
         settings["max_length"] = args.max_length
     else:
         settings = {"epochs": 1, "batch_size": REWARD_BATCH, "max_length": args.max_length}
-        settings |= {"lr": REWARD_LR, "seed": args.seed}
+        # TRL trains every weight, the token embeddings too
+        settings |= {"lr": REWARD_LR, "seed": args.seed, "freeze_embeddings": False}
     config = RewardConfig(out=work / "ours-model", **settings, **_fp32(RewardConfig))
     run = train_reward(config, PreferenceData(pairs=train, source=str(args.data)))
     peak = _peak()

@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from typer.testing import CliRunner
 
@@ -92,6 +94,32 @@ def test_a_tiny_run_learns_the_planted_rule(tmp_path: Path) -> None:
     assert name == "MeanPooledBertForSequenceClassification"
     assert float(reward) == pytest.approx(scores[0][0], abs=1e-4)
     print(f"tiny run: {metrics['train_seconds']:.2f} s, {metrics['tokens_per_second']:.0f} tok/s")
+
+
+def test_token_embeddings_stay_as_pretrained_unless_asked_to_train(tmp_path: Path) -> None:
+    data = PreferenceData(pairs=planted_pairs(8), source="planted")
+    base = AutoModelForSequenceClassification.from_pretrained(default_base(), num_labels=1)
+    pretrained = base.get_input_embeddings().weight.detach().clone()
+    layer = "bert.encoder.layer.0.attention.self.query.weight"
+    before = base.state_dict()[layer].clone()
+
+    def trained(**settings: object) -> dict[str, torch.Tensor]:
+        out = tmp_path / "-".join(f"{k}={v}" for k, v in settings.items())
+        config = RewardConfig(out=out, max_steps=3, batch_size=4, max_length=64, lr=1e-3)
+        config = replace(config, **settings)
+        train_reward(config, data, progress=False)
+        assert f"freeze_embeddings = {str(config.freeze_embeddings).lower()}" in (
+            out / "config.toml"
+        ).read_text(encoding="utf-8")
+        return AutoModelForSequenceClassification.from_pretrained(out).state_dict()
+
+    # the default, also with gradient checkpointing: the encoder learns, the embeddings stay
+    for checkpointing in (False, True):
+        state = trained(gradient_checkpointing=checkpointing)
+        assert torch.equal(state["bert.embeddings.word_embeddings.weight"], pretrained)
+        assert not torch.allclose(state[layer], before)
+    state = trained(freeze_embeddings=False)
+    assert not torch.equal(state["bert.embeddings.word_embeddings.weight"], pretrained)
 
 
 def test_long_pairs_are_cut_from_the_left_of_the_prompt_and_counted() -> None:

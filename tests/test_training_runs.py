@@ -98,6 +98,10 @@ def test_flags_win_over_the_config_file_and_bad_keys_are_named(tmp_path: Path) -
     assert "batch_sise" in flat and "run.toml" in flat
     flat = refused("warmup = 2.0")  # a known key, bad value
     assert "run.toml" in flat and "warmupmustbeafraction" in flat
+    flat = refused('freeze_embeddings = "no"')  # a string, where true or false belongs
+    assert "run.toml" in flat and "freeze_embeddingsmustbetrueorfalse,not'no'" in flat
+    flat = refused("epochs = 1.5")
+    assert "epochsmustbeawholenumber,not1.5" in flat
 
 
 def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path: Path) -> None:

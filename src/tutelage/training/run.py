@@ -18,6 +18,8 @@ import resource
 import subprocess
 import time
 import tomllib
+import types
+import typing
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -111,7 +113,40 @@ def config_from_file(path: Path, method: str, config_type: type[Any]) -> dict[st
     unknown = sorted(set(section) - known)
     if unknown:
         raise ValueError(f"{path}: unknown setting(s) in [{method}]: {', '.join(unknown)}")
-    return {k: v for k, v in section.items() if k not in {"data", "data_version_hash"}}
+    settings = {k: v for k, v in section.items() if k not in {"data", "data_version_hash"}}
+    hints = typing.get_type_hints(config_type)
+    for key, value in settings.items():
+        expected = _kinds(hints[key])
+        if not any(_fits(value, kind) for kind in expected):
+            names = " or ".join(_KIND_NAMES.get(kind, kind.__name__) for kind in expected)
+            raise ValueError(f"{path}: [{method}] {key} must be {names}, not {value!r}")
+    return settings
+
+
+_KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
+
+def _kinds(hint: Any) -> tuple[Any, ...]:
+    """Return the types a field's annotation allows (`int | None` gives int and None)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return tuple(kind for kind in typing.get_args(hint) if kind is not type(None))
+    return (hint,)
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    """Return whether a TOML value suits a config field of type `kind`; TOML's true and
+    false are Python bools, which are ints too, so they fit only a bool field."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind is int:
+        return isinstance(value, int)
+    if kind is float:
+        return isinstance(value, int | float)
+    if kind in (str, Path):
+        return isinstance(value, str)
+    return True  # a type TOML has no literal for: the config's own checks judge it
 
 
 def check_common(config: Any) -> None:

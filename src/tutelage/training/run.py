@@ -123,11 +123,15 @@ def config_from_file(path: Path, method: str, config_type: type[Any]) -> dict[st
     return settings
 
 
+# By hand rather than pydantic: its strict mode refuses a string for a Path field, its
+# lax mode takes "no" for a bool, and these are the four kinds TOML settings have.
 _KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+_KIND_NAMES[Path] = "text"
 
 
 def _kinds(hint: Any) -> tuple[Any, ...]:
-    """Return the types a field's annotation allows (`int | None` gives int and None)."""
+    """Return the types a field's annotation allows, None left out (TOML has no null):
+    `int | None` gives (int,)."""
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         return tuple(kind for kind in typing.get_args(hint) if kind is not type(None))
     return (hint,)

@@ -125,6 +125,15 @@ def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path: Path) -> 
     assert not (out / "run.json").exists(), "the run finished before it could be killed"
 
     runner = CliRunner()
+    # other settings would make another run under this one's name: refused, nothing touched
+    config_before = (out / "config.toml").read_bytes()
+    changed = runner.invoke(
+        app, ["train", "reward", str(data), "--out", str(out), "--resume", "--lr", "2e-4"]
+    )
+    assert changed.exit_code != 0
+    assert "lr 0.0001 in the checkpoint, 0.0002 now" in " ".join(changed.output.split())
+    assert (out / "config.toml").read_bytes() == config_before and state.exists()
+
     resumed = runner.invoke(app, ["train", "reward", str(data), "--out", str(out), "--resume"])
     assert resumed.exit_code == 0, resumed.output
     straight = train_reward(

@@ -222,11 +222,11 @@ def _train_one(
 
     from tutelage.training.losses import bradley_terry_loss
 
-    state = open_run(config.out, resume)
+    settings = config_settings(config)
+    state = open_run(config.out, resume, settings)
     started_at = time.time()
     torch.manual_seed(config.seed)
     accelerator = make_accelerator(config.precision)
-    settings = config_settings(config)
     if accelerator.is_main_process:
         write_config(config.out, method="reward", settings=settings, data=data_record(data))
     tokenizer, model = _load(config.base, config.pooling)

@@ -356,15 +356,37 @@ def save_checkpoint(out: Path, accelerator: Any, state: dict[str, Any]) -> None:
     partial.replace(folder / "state.pt")
 
 
-def open_run(out: Path, resume: bool) -> dict[str, Any] | None:
+def open_run(out: Path, resume: bool, settings: dict[str, Any]) -> dict[str, Any] | None:
     """Return the checkpoint to resume from (None for a new run), refusing a new run in a
-    folder that is not empty and a resume with no checkpoint."""
+    folder that is not empty, a resume with no checkpoint, and a resume whose `settings`
+    differ from the checkpoint's (other settings would make another run, and its
+    config.toml would not rerun it; a different set of trained weights does not even
+    load)."""
     state = load_checkpoint(out) if resume else None
     if resume and state is None:
         raise FileNotFoundError(f"{out} holds no checkpoint to resume from")
     if not resume and out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; pick a new --out folder")
+    if state is not None:
+        saved = state.get("settings", {})
+        where = {"out", "checkpoint_every"}  # where and how often it saves: not the run
+        differ = sorted(
+            k for k in (saved.keys() | settings.keys()) - where if saved.get(k) != settings.get(k)
+        )
+        if differ:
+            shown = "; ".join(
+                f"{k} {_setting(saved, k)} in the checkpoint, {_setting(settings, k)} now"
+                for k in differ
+            )
+            raise ValueError(
+                f"{out}: the checkpoint was saved with other settings ({shown}); --resume "
+                "continues the same run with the same settings: start a new --out to change them"
+            )
     return state
+
+
+def _setting(settings: dict[str, Any], key: str) -> str:
+    return repr(settings[key]) if key in settings else "not set"
 
 
 def checkpoint_due(config: Any, step: int, total: int) -> bool:

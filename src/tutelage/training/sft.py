@@ -102,11 +102,11 @@ def train_sft(
     `config.out`. With `resume`, continue from the checkpoint in `config.out`."""
     if not data.examples:
         raise ValueError(f"no demonstrations to train on in {data.source}")
-    state = open_run(config.out, resume)
+    settings = config_settings(config)
+    state = open_run(config.out, resume, settings)
     started_at = time.time()
     torch.manual_seed(config.seed)
     accelerator = make_accelerator(config.precision)
-    settings = config_settings(config)
     if accelerator.is_main_process:
         write_config(config.out, method="sft", settings=settings, data=data_record(data))
     tokenizer, model = load_causal_lm(config.base)

@@ -104,6 +104,29 @@ def test_flags_win_over_the_config_file_and_bad_keys_are_named(tmp_path: Path) -
     assert "epochsmustbeawholenumber,not1.5" in flat
 
 
+def test_config_toml_reads_back_whatever_characters_a_path_holds(tmp_path: Path) -> None:
+    from tutelage.training.run import config_settings, write_config
+
+    odd = 'données/😀 tab\tquote" back\\ del\x7f.jsonl'
+    config = RewardConfig(out=tmp_path / "run", base=f"models/{odd}", ensemble=2)
+    write_config(config.out, method="reward", settings=config_settings(config),
+                 data={"source": odd, "version_hash": None, "held_out": 0.2})  # fmt: skip
+    saved = config_from_file(config.out / "config.toml", "reward", RewardConfig)
+    assert saved["base"] == f"models/{odd}" and saved["ensemble"] == 2
+
+
+def test_a_hold_out_that_leaves_nothing_to_train_on_is_refused(tmp_path: Path) -> None:
+    data = write_pairs(tmp_path / "pairs.jsonl", planted_pairs(2))
+    out = tmp_path / "rm"
+    result = CliRunner().invoke(
+        app, ["train", "reward", str(data), "--out", str(out), "--holdout", "0.8"]
+    )
+    assert result.exit_code == 2
+    flat = re.sub(r"[\s│╭╮╰╯─]+", "", result.output)
+    assert "--holdout" in flat and "0.8of2distinctpromptsleavesnonetotrainon" in flat
+    assert not out.exists()
+
+
 def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path: Path) -> None:
     data = write_pairs(tmp_path / "pairs.jsonl", planted_pairs(16))
     flags = ["--max-steps", "12", "--batch-size", "2", "--max-length", "64", "--lr", "1e-4"]
@@ -184,6 +207,75 @@ def test_an_ensemble_scores_with_a_spread_and_lora_saves_an_adapter(tmp_path: Pa
     assert all(len(r["member_rewards"]) == 2 and r["reward_std"] > 0 for r in rows)
     mean = sum(rows[0]["member_rewards"]) / 2
     assert rows[0]["reward"] == pytest.approx(mean)
+
+
+def test_a_stopped_ensemble_resumes_with_its_hold_out_and_keeps_finished_members(
+    tmp_path: Path,
+) -> None:
+    data = write_pairs(tmp_path / "pairs.jsonl", planted_pairs(16))
+    runner = CliRunner()
+    out = tmp_path / "ensemble"
+    trained = runner.invoke(
+        app,
+        ["train", "reward", str(data), "--out", str(out), "--ensemble", "3", "--holdout", "0.25",
+         "--max-steps", "2", "--batch-size", "4", "--max-length", "64"],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    held = (out / "heldout.jsonl").read_text()
+    assert len(held.splitlines()) == 4
+    assert config_from_file(out / "config.toml", "reward", RewardConfig)["ensemble"] == 3
+    member_0 = (out / "member-0" / "run.json").read_text()
+    expected = [(out / f"member-{m}" / "model.safetensors").read_bytes() for m in (1, 2)]
+
+    # as a crash leaves it: member 1 stopped before its first checkpoint, member 2 never
+    # started, and the ensemble's manifest, metrics and held-out file were never written
+    config_1 = (out / "member-1" / "config.toml").read_bytes()
+    for path in [out / "member-1", out / "member-2"]:
+        for file in path.iterdir():
+            if file.is_file():
+                file.unlink()
+        if path.name == "member-2":
+            path.rmdir()
+    (out / "member-1" / "config.toml").write_bytes(config_1)
+    for name in ("ensemble.json", "metrics.json", "heldout.jsonl"):
+        (out / name).unlink()
+
+    # the hold-out is the run's: another is refused, and so are other settings
+    other = runner.invoke(
+        app, ["train", "reward", str(data), "--out", str(out), "--resume", "--holdout", "0.5"]
+    )
+    assert other.exit_code != 0 and "heldout0.25" in re.sub(r"[\s│╭╮╰╯─]+", "", other.output)
+    faster = runner.invoke(
+        app, ["train", "reward", str(data), "--out", str(out), "--resume", "--lr", "1e-3"]
+    )
+    assert faster.exit_code != 0
+    assert "lr 0.0001 in its config.toml, 0.001 now" in " ".join(faster.output.split())
+
+    resumed = runner.invoke(app, ["train", "reward", str(data), "--out", str(out), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((out / "ensemble.json").read_text())["members"] == [
+        "member-0", "member-1", "member-2"
+    ]  # fmt: skip
+    assert (out / "member-0" / "run.json").read_text() == member_0  # not trained again
+    # the same 12 pairs as before the stop, not the held-out 4 as well: the same models
+    resumed_models = [(out / f"member-{m}" / "model.safetensors").read_bytes() for m in (1, 2)]
+    assert resumed_models == expected
+    assert (out / "heldout.jsonl").read_text() == held
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_a_lora_reward_model_scores_what_it_learned_with_either_head(
+    tmp_path: Path, pooling: str
+) -> None:
+    pairs = planted_pairs(16)
+    config = RewardConfig(
+        out=tmp_path / "rm", lora=True, pooling=pooling, max_steps=20, batch_size=4,
+        max_length=64, lr=1e-3,
+    )  # fmt: skip
+    run = train_reward(config, PreferenceData(pairs=pairs, source="planted"), progress=False)
+    assert run.metrics["final"]["mean_accuracy_last_10"] == 1.0
+    scores = score_pairs(tmp_path / "rm", pairs)
+    assert all(chosen > rejected + 1 for chosen, rejected in scores)
 
 
 def test_a_decoder_reward_model_scores_padded_batches_like_single_sequences(

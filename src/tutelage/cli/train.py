@@ -139,8 +139,30 @@ def _make(config_type: type[Any], settings: dict[str, Any]) -> Any:
         raise typer.BadParameter(str(exc)) from exc
 
 
+def _holdout(
+    method: str, out: Path, config_file: Path | None, resume: bool, given: float | None
+) -> float | None:
+    """Return the fraction of prompts to hold out: --holdout, else the config file's
+    `data_holdout`; a resume holds out what the run held out, and refuses another."""
+    from tutelage.training.run import holdout_from_file
+
+    source = out / "config.toml" if resume else config_file
+    try:
+        saved = holdout_from_file(source, method) if source is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from exc
+    if resume and given is not None and given != saved:
+        raise typer.BadParameter(
+            f"the run in {out} held out {'nothing' if saved is None else f'{saved:g}'}; "
+            "--resume holds out the same prompts (leave --holdout off)",
+            param_hint="--holdout",
+        )
+    return given if given is not None else saved
+
+
 def _hold_out(data: Any, fraction: float | None, seed: int) -> tuple[Any, list[Any]]:
-    """Return (`data` without the held-out prompts, the held-out pairs)."""
+    """Return (`data` without the held-out prompts, recording the fraction; the held-out
+    pairs)."""
     from dataclasses import replace
 
     from tutelage.training import split_by_prompt
@@ -157,7 +179,7 @@ def _hold_out(data: Any, fraction: float | None, seed: int) -> tuple[Any, list[A
         markup=False,
         highlight=False,
     )
-    return replace(data, pairs=train), held
+    return replace(data, pairs=train, held_out=fraction), held
 
 
 def _write_held_out(held: list[Any], out: Path) -> None:
@@ -275,7 +297,8 @@ def train_reward_command(
     )
     run_config = _make(RewardConfig, settings)
     loaded = load_pairs(data, db=db, override=override, actor=f"cli:{getpass.getuser()}")
-    loaded, held = _hold_out(loaded, None if resume else holdout, run_config.seed)
+    fraction = _holdout("reward", out, config, resume, holdout)
+    loaded, held = _hold_out(loaded, fraction, run_config.seed)
     _report(_train(train_reward, run_config, loaded, resume), "pairs")
     if int(os.environ.get("RANK", "0")) == 0:
         _write_held_out(held, out)
@@ -336,7 +359,8 @@ def train_dpo_command(
     )
     run_config = _make(DPOConfig, settings)
     loaded = load_pairs(data, db=db, override=override, actor=f"cli:{getpass.getuser()}")
-    loaded, held = _hold_out(loaded, None if resume else holdout, run_config.seed)
+    fraction = _holdout("dpo", out, config, resume, holdout)
+    loaded, held = _hold_out(loaded, fraction, run_config.seed)
     _report(_train(train_dpo, run_config, loaded, resume), "pairs")
     if int(os.environ.get("RANK", "0")) == 0:
         _write_held_out(held, out)

@@ -66,6 +66,8 @@ class PreferenceData:
     source: str
     version_name: str | None = None
     version_hash: str | None = None
+    # the fraction of the source's prompts held out (`split_by_prompt`, the run's seed)
+    held_out: float | None = None
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,13 @@ def split_by_prompt(
         raise ValueError(f"the held-out fraction must be between 0 and 1, not {fraction}")
     prompts = sorted({p.prompt for p in pairs})
     random.Random(seed).shuffle(prompts)
-    held = set(prompts[: round(len(prompts) * fraction)])
+    count = round(len(prompts) * fraction)
+    if not 0 < count < len(prompts):
+        raise ValueError(
+            f"a held-out fraction of {fraction:g} of {len(prompts)} distinct prompts "
+            + ("holds out none" if count == 0 else "leaves none to train on")
+        )
+    held = set(prompts[:count])
     return [p for p in pairs if p.prompt not in held], [p for p in pairs if p.prompt in held]
 
 

@@ -42,6 +42,7 @@ from tutelage.training.run import (
     steps_per_epoch,
     write_config,
     write_run,
+    write_whole,
 )
 from tutelage.training.sequences import (
     AnswerScorer,
@@ -198,7 +199,7 @@ def train_dpo(
         )
         if accelerator.is_main_process:
             config.out.mkdir(parents=True, exist_ok=True)
-            torch.save(reference, cached)
+            write_whole(cached, lambda partial: torch.save(reference, partial))
     reference_seconds = time.perf_counter() - reference_started
 
     if config.lora:

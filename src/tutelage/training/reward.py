@@ -29,6 +29,8 @@ from tutelage.training.run import (
     batch_schedule,
     check_common,
     checkpoint_due,
+    config_from_file,
+    config_hash,
     config_settings,
     data_record,
     disable_dropout,
@@ -38,6 +40,7 @@ from tutelage.training.run import (
     make_schedule,
     open_run,
     progress_bar,
+    refuse_other_settings,
     restore_rng,
     run_metrics,
     save_checkpoint,
@@ -45,6 +48,7 @@ from tutelage.training.run import (
     steps_per_epoch,
     write_config,
     write_run,
+    write_text_whole,
 )
 
 __all__ = [
@@ -186,13 +190,29 @@ def train_reward(
         return _train_one(config, data, progress=progress, resume=resume)
     if not resume and config.out.exists() and any(config.out.iterdir()):
         raise FileExistsError(f"{config.out} is not empty; pick a new --out folder")
+    if resume:
+        saved = config.out / "config.toml"
+        if not saved.is_file():
+            raise FileNotFoundError(f"{config.out} holds no ensemble to resume")
+        refuse_other_settings(
+            config.out,
+            "its config.toml",
+            config_from_file(saved, "reward", RewardConfig),
+            config_settings(config),
+        )
+    # the ensemble's own config.toml, from the start: what a rerun or a resume reads
+    write_config(
+        config.out, method="reward", settings=config_settings(config), data=data_record(data)
+    )
     runs = []
     for member in range(config.ensemble):
         folder = config.out / f"member-{member}"
-        if resume and (folder / "run.json").is_file():
-            runs.append(TrainingRun(folder, json.loads((folder / "metrics.json").read_text())))
-            continue
         member_config = replace(config, out=folder, seed=config.seed + member, ensemble=1)
+        if resume and (folder / "run.json").is_file():
+            runs.append(_finished_member(member_config))
+            continue
+        if resume and folder.exists() and not (folder / CHECKPOINT).is_dir():
+            shutil.rmtree(folder)  # it stopped before its first checkpoint: start it again
         runs.append(
             _train_one(member_config, data, progress=progress, resume=resume and folder.exists())
         )
@@ -207,12 +227,24 @@ def train_reward(
         "members": [r.metrics["final"] for r in runs],
     }
     metrics["tokens_per_second"] = metrics["tokens"] / metrics["train_seconds"]
-    (config.out / ENSEMBLE_FILE).write_text(
+    write_text_whole(
+        config.out / ENSEMBLE_FILE,
         json.dumps({"members": members, "settings": config_settings(config)}, indent=2) + "\n",
-        "utf-8",
     )
-    (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+    write_text_whole(config.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return TrainingRun(out=config.out, metrics=metrics)
+
+
+def _finished_member(config: RewardConfig) -> TrainingRun:
+    """Return a member that finished before the ensemble was resumed, refusing one trained
+    with other settings than the member would be now."""
+    record = json.loads((config.out / "run.json").read_text(encoding="utf-8"))
+    if record["config_hash"] != config_hash(config_settings(config)):
+        raise ValueError(
+            f"{config.out} was trained with other settings than this ensemble's "
+            f"(see its config.toml); --resume continues the same run with the same settings"
+        )
+    return TrainingRun(config.out, json.loads((config.out / "metrics.json").read_text()))
 
 
 def _train_one(
@@ -349,14 +381,23 @@ def ensemble_members(model_dir: str | Path) -> list[Path]:
 
 def _load_for_scoring(model_dir: Path) -> tuple[Any, Any]:
     """Return (tokenizer, model) from a full model folder or a LoRA adapter folder."""
-    if (model_dir / "adapter_config.json").is_file():
-        from peft import AutoPeftModelForSequenceClassification
+    adapter = model_dir / "adapter_config.json"
+    if adapter.is_file():
+        from peft import PeftModel
         from transformers import AutoTokenizer
 
+        # the base as it was trained: peft alone would rebuild a mean-pooled base with
+        # transformers' [CLS] head, and score with features the head never saw
+        base = json.loads(adapter.read_text(encoding="utf-8"))["base_model_name_or_path"]
+        saved = model_dir / "config.toml"
+        pooling = (
+            config_from_file(saved, "reward", RewardConfig).get("pooling")
+            if saved.is_file()
+            else None
+        )
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        model = AutoPeftModelForSequenceClassification.from_pretrained(model_dir, num_labels=1)
-        model.config.pad_token_id = tokenizer.pad_token_id
-        return tokenizer, model
+        _, model = _load(base, pooling)
+        return tokenizer, PeftModel.from_pretrained(model, model_dir)
     return _load(str(model_dir))
 
 

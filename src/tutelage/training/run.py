@@ -20,7 +20,7 @@ import time
 import tomllib
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,12 +40,14 @@ __all__ = [
     "data_record",
     "disable_dropout",
     "gathered_state",
+    "holdout_from_file",
     "load_checkpoint",
     "make_accelerator",
     "make_optimizer",
     "open_run",
     "peak_memory_mb",
     "progress_bar",
+    "refuse_other_settings",
     "restore_rng",
     "run_metrics",
     "save_checkpoint",
@@ -54,6 +56,8 @@ __all__ = [
     "summarise_steps",
     "write_config",
     "write_run",
+    "write_text_whole",
+    "write_whole",
 ]
 
 CHECKPOINT = "checkpoint"
@@ -90,13 +94,33 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))
+    # as written, not \u-escaped: JSON escapes a character beyond U+FFFF as a surrogate
+    # pair, which TOML refuses; DEL is the one character TOML needs escaped and JSON not
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _toml(method: str, settings: dict[str, Any]) -> str:
     lines = [f"[{method}]"]
     lines += [f"{key} = {_toml_value(value)}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
+
+
+# what config.toml records of the data beside the settings; `data_holdout` is the
+# fraction of prompts held out, which a rerun or a resume must hold out again
+DATA_KEYS = {"data", "data_version_hash", "data_holdout"}
+
+
+def holdout_from_file(path: Path, method: str) -> float | None:
+    """Return the `data_holdout` of section ``[method]`` of a config file, or None."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the config: {exc}") from exc
+    section = document.get(method, document if method not in document else {})
+    value = section.get("data_holdout") if isinstance(section, dict) else None
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValueError(f"{path}: [{method}] data_holdout must be a number, not {value!r}")
+    return None if value is None else float(value)
 
 
 def config_from_file(path: Path, method: str, config_type: type[Any]) -> dict[str, Any]:
@@ -109,11 +133,11 @@ def config_from_file(path: Path, method: str, config_type: type[Any]) -> dict[st
     section = document.get(method, document if method not in document else {})
     if not isinstance(section, dict):
         raise ValueError(f"{path}: [{method}] must be a table")
-    known = {f.name for f in fields(config_type)} | {"data", "data_version_hash"}
+    known = {f.name for f in fields(config_type)} | DATA_KEYS
     unknown = sorted(set(section) - known)
     if unknown:
         raise ValueError(f"{path}: unknown setting(s) in [{method}]: {', '.join(unknown)}")
-    settings = {k: v for k, v in section.items() if k not in {"data", "data_version_hash"}}
+    settings = {k: v for k, v in section.items() if k not in DATA_KEYS}
     hints = typing.get_type_hints(config_type)
     for key, value in settings.items():
         expected = _kinds(hints[key])
@@ -179,6 +203,7 @@ def data_record(data: Any) -> dict[str, Any]:
         "source": data.source,
         "version": data.version_name,
         "version_hash": data.version_hash,
+        "held_out": getattr(data, "held_out", None),
     }
 
 
@@ -349,11 +374,22 @@ def save_checkpoint(out: Path, accelerator: Any, state: dict[str, Any]) -> None:
         "rng": {"python": random.getstate(), "torch": torch.get_rng_state()},
         "saved_at": datetime.now(UTC).isoformat(),
     }
-    partial = folder / "state.pt.partial"
-    torch.save(state, partial)
+    write_whole(folder / "state.pt", lambda partial: torch.save(state, partial))
+
+
+def write_whole(path: Path, write: Callable[[Path], object]) -> None:
+    """Write `path` whole or not at all: `write` fills a file beside it, which is synced
+    and renamed over it, so a crash mid-write leaves the previous file (or none)."""
+    partial = path.with_name(path.name + ".partial")
+    write(partial)
     with partial.open("rb") as handle:
         os.fsync(handle.fileno())
-    partial.replace(folder / "state.pt")
+    partial.replace(path)
+
+
+def write_text_whole(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all (`write_whole`)."""
+    write_whole(path, lambda partial: partial.write_text(text, "utf-8"))
 
 
 def open_run(out: Path, resume: bool, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -368,21 +404,27 @@ def open_run(out: Path, resume: bool, settings: dict[str, Any]) -> dict[str, Any
     if not resume and out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; pick a new --out folder")
     if state is not None:
-        saved = state.get("settings", {})
-        where = {"out", "checkpoint_every"}  # where and how often it saves: not the run
-        differ = sorted(
-            k for k in (saved.keys() | settings.keys()) - where if saved.get(k) != settings.get(k)
-        )
-        if differ:
-            shown = "; ".join(
-                f"{k} {_setting(saved, k)} in the checkpoint, {_setting(settings, k)} now"
-                for k in differ
-            )
-            raise ValueError(
-                f"{out}: the checkpoint was saved with other settings ({shown}); --resume "
-                "continues the same run with the same settings: start a new --out to change them"
-            )
+        refuse_other_settings(out, "the checkpoint", state.get("settings", {}), settings)
     return state
+
+
+def refuse_other_settings(
+    out: Path, what: str, saved: dict[str, Any], settings: dict[str, Any]
+) -> None:
+    """Raise ValueError naming each setting in which `settings` differ from those `what`
+    in `out` was saved with (where and how often a run saves do not count)."""
+    where = {"out", "checkpoint_every"}
+    differ = sorted(
+        k for k in (saved.keys() | settings.keys()) - where if saved.get(k) != settings.get(k)
+    )
+    if differ:
+        shown = "; ".join(
+            f"{k} {_setting(saved, k)} in {what}, {_setting(settings, k)} now" for k in differ
+        )
+        raise ValueError(
+            f"{out}: {what} was saved with other settings ({shown}); --resume continues the "
+            "same run with the same settings: start a new --out to change them"
+        )
 
 
 def _setting(settings: dict[str, Any], key: str) -> str:
@@ -501,7 +543,9 @@ def write_config(out: Path, *, method: str, settings: dict[str, Any], data: dict
     data_settings = {"data": data["source"]}
     if data.get("version_hash"):
         data_settings["data_version_hash"] = data["version_hash"]
-    (out / "config.toml").write_text(_toml(method, {**settings, **data_settings}), "utf-8")
+    if data.get("held_out") is not None:
+        data_settings["data_holdout"] = data["held_out"]
+    write_text_whole(out / "config.toml", _toml(method, {**settings, **data_settings}))
 
 
 def write_run(
@@ -520,7 +564,7 @@ def write_run(
     import transformers
 
     write_config(out, method=method, settings=settings, data=data)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", "utf-8")
+    write_text_whole(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     _plot(metrics["steps"], out / "loss.png", loss_label, method)
     record = {
         "method": method,
@@ -539,7 +583,7 @@ def write_run(
         },
         "final": metrics.get("final"),
     }
-    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n", "utf-8")
+    write_text_whole(out / "run.json", json.dumps(record, indent=2) + "\n")
 
 
 def _plot(steps: list[dict[str, float]], path: Path, label: str, method: str) -> None:

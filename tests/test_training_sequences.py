@@ -83,6 +83,22 @@ def test_shared_prompt_and_packed_rows_equal_separate_sequences(smollm2: tuple) 
     assert float((expected[:, 0] - expected[:, 1]).abs().min()) > 0.1
 
 
+def test_an_empty_answer_scores_zero_and_leaves_the_others_in_its_row_right(
+    smollm2: tuple,
+) -> None:
+    # a tokenizer without an EOS token gives an empty answer no tokens at all
+    tokenizer, model = smollm2
+    groups = _groups(tokenizer)
+    first = groups[0]
+    groups[0] = Group(first.prompt, ([], first.answers[1]), False)
+    expected = [[_alone(model, g.prompt, a) if a else 0.0 for a in g.answers] for g in groups]
+    with torch.no_grad():
+        packed = answer_logprobs(
+            AnswerScorer(model), group_rows(groups, [list(range(len(groups)))], pad_token_id=0)
+        )
+    torch.testing.assert_close(packed, torch.tensor(expected), atol=2e-3, rtol=1e-4)
+
+
 def test_packing_fills_rows_without_exceeding_capacity(smollm2: tuple) -> None:
     tokenizer, _ = smollm2
     groups = _groups(tokenizer) * 4

@@ -224,7 +224,8 @@ def answer_logprobs(scorer: Any, rows: Rows) -> torch.Tensor:
     for g, group_spans in enumerate(rows.answer_spans):
         first_start = group_spans[0][1]
         for k, (r, start, end) in enumerate(group_spans):
-            positions = [first_start - 1, *range(start, end - 1)]
+            # [: end - start]: an empty answer (no tokens, no EOS) predicts nothing
+            positions = [first_start - 1, *range(start, end - 1)][: end - start]
             predictor_rows.extend([r] * len(positions))
             predictor_positions.extend(positions)
             targets.extend(rows.input_ids[r, start:end].tolist())

@@ -110,14 +110,21 @@ def _toml(method: str, settings: dict[str, Any]) -> str:
 DATA_KEYS = {"data", "data_version_hash", "data_holdout"}
 
 
-def holdout_from_file(path: Path, method: str) -> float | None:
-    """Return the `data_holdout` of section ``[method]`` of a config file, or None."""
+def _section(path: Path, method: str) -> dict[str, Any]:
+    """Return section ``[method]`` of a TOML file (the whole file when it has none)."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"{path}: cannot read the config: {exc}") from exc
     section = document.get(method, document if method not in document else {})
-    value = section.get("data_holdout") if isinstance(section, dict) else None
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: [{method}] must be a table")
+    return section
+
+
+def holdout_from_file(path: Path, method: str) -> float | None:
+    """Return the `data_holdout` of section ``[method]`` of a config file, or None."""
+    value = _section(path, method).get("data_holdout")
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise ValueError(f"{path}: [{method}] data_holdout must be a number, not {value!r}")
     return None if value is None else float(value)
@@ -126,13 +133,7 @@ def holdout_from_file(path: Path, method: str) -> float | None:
 def config_from_file(path: Path, method: str, config_type: type[Any]) -> dict[str, Any]:
     """Return the settings of section ``[method]`` of a TOML file, checked against the
     fields of `config_type` (unknown keys are an error naming the file and the key)."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read the config: {exc}") from exc
-    section = document.get(method, document if method not in document else {})
-    if not isinstance(section, dict):
-        raise ValueError(f"{path}: [{method}] must be a table")
+    section = _section(path, method)
     known = {f.name for f in fields(config_type)} | DATA_KEYS
     unknown = sorted(set(section) - known)
     if unknown:

@@ -156,6 +156,15 @@ def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path: Path) -> 
     assert changed.exit_code != 0
     assert "lr 0.0001 in the checkpoint, 0.0002 now" in " ".join(changed.output.split())
     assert (out / "config.toml").read_bytes() == config_before and state.exists()
+    # so is other data: the checkpoint's batches are positions in the pairs it trained on
+    state_before = state.read_bytes()
+    for edited in (planted_pairs(16)[::-1], [*planted_pairs(15), planted_pairs(17)[16]]):
+        other = write_pairs(tmp_path / "other.jsonl", edited)
+        refused = runner.invoke(app, ["train", "reward", str(other), "--out", str(out), "--resume"])
+        assert refused.exit_code != 0
+        assert "was trained on other data" in " ".join(refused.output.split())
+        assert (out / "config.toml").read_bytes() == config_before
+        assert state.read_bytes() == state_before
 
     resumed = runner.invoke(app, ["train", "reward", str(data), "--out", str(out), "--resume"])
     assert resumed.exit_code == 0, resumed.output
@@ -250,6 +259,17 @@ def test_a_stopped_ensemble_resumes_with_its_hold_out_and_keeps_finished_members
     )
     assert faster.exit_code != 0
     assert "lr 0.0001 in its config.toml, 0.001 now" in " ".join(faster.output.split())
+    # and other data: one answer changed, refused by member 0, which finished on the old
+    edited = planted_pairs(16)
+    edited[0] = TrainingPair(edited[0].prompt, "Sure!", edited[0].rejected)
+    other = runner.invoke(
+        app,
+        ["train", "reward", str(write_pairs(tmp_path / "other.jsonl", edited)), "--out", str(out),
+         "--resume"],
+    )  # fmt: skip
+    assert other.exit_code != 0 and "member-0" in other.output
+    assert "this member was trained on other data" in " ".join(other.output.split())
+    assert not (out / "member-1" / "run.json").exists()
 
     resumed = runner.invoke(app, ["train", "reward", str(data), "--out", str(out), "--resume"])
     assert resumed.exit_code == 0, resumed.output

@@ -6,9 +6,12 @@ what is judged); it is never dropped, and the cut pairs are counted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ __all__ = [
     "PreferenceData",
     "TokenisedPair",
     "TrainingPair",
+    "content_hash",
     "encode_answer",
     "length_grouped_batches",
     "load_demonstrations",
@@ -69,6 +73,11 @@ class PreferenceData:
     # the fraction of the source's prompts held out (`split_by_prompt`, the run's seed)
     held_out: float | None = None
 
+    @cached_property
+    def sha256(self) -> str:
+        """The pairs' `content_hash`: what a resumed run must train on again."""
+        return content_hash(self.pairs)
+
 
 @dataclass(frozen=True)
 class DemonstrationData:
@@ -78,6 +87,24 @@ class DemonstrationData:
     source: str
     version_name: str | None = None
     version_hash: str | None = None
+
+    @cached_property
+    def sha256(self) -> str:
+        """The examples' `content_hash`: what a resumed run must train on again."""
+        return content_hash(self.examples)
+
+
+def content_hash(items: Sequence[TrainingPair | Demonstration]) -> str:
+    """Return the sha256 of `items` in their order: batches are drawn by position (and a
+    DPO run's cached reference log-probabilities are indexed by it), so the same examples
+    in another order are other data to a resumed run."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(
+            json.dumps(astuple(item), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        )
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 def load_pairs(

@@ -173,7 +173,7 @@ def train_dpo(
     if not data.pairs:
         raise ValueError(f"no preference pairs to train on in {data.source}")
     settings = config_settings(config)
-    state = open_run(config.out, resume, settings)
+    state = open_run(config.out, resume, settings, data)
     started_at = time.time()
     torch.manual_seed(config.seed)
     accelerator = make_accelerator(config.precision)
@@ -291,6 +291,7 @@ def train_dpo(
                         "tokens": real_tokens,
                         "train_seconds": train_seconds + time.perf_counter() - started,
                         "settings": settings,
+                        "data": data_record(data),
                     },
                 )
     train_seconds += time.perf_counter() - started

@@ -40,6 +40,7 @@ from tutelage.training.run import (
     make_schedule,
     open_run,
     progress_bar,
+    refuse_other_data,
     refuse_other_settings,
     restore_rng,
     run_metrics,
@@ -209,7 +210,7 @@ def train_reward(
         folder = config.out / f"member-{member}"
         member_config = replace(config, out=folder, seed=config.seed + member, ensemble=1)
         if resume and (folder / "run.json").is_file():
-            runs.append(_finished_member(member_config))
+            runs.append(_finished_member(member_config, data))
             continue
         if resume and folder.exists() and not (folder / CHECKPOINT).is_dir():
             shutil.rmtree(folder)  # it stopped before its first checkpoint: start it again
@@ -235,15 +236,16 @@ def train_reward(
     return TrainingRun(out=config.out, metrics=metrics)
 
 
-def _finished_member(config: RewardConfig) -> TrainingRun:
+def _finished_member(config: RewardConfig, data: PreferenceData) -> TrainingRun:
     """Return a member that finished before the ensemble was resumed, refusing one trained
-    with other settings than the member would be now."""
+    with other settings or on other data than the member would be now."""
     record = json.loads((config.out / "run.json").read_text(encoding="utf-8"))
     if record["config_hash"] != config_hash(config_settings(config)):
         raise ValueError(
             f"{config.out} was trained with other settings than this ensemble's "
             f"(see its config.toml); --resume continues the same run with the same settings"
         )
+    refuse_other_data(config.out, "this member", record.get("data", {}), data)
     return TrainingRun(config.out, json.loads((config.out / "metrics.json").read_text()))
 
 
@@ -255,7 +257,7 @@ def _train_one(
     from tutelage.training.losses import bradley_terry_loss
 
     settings = config_settings(config)
-    state = open_run(config.out, resume, settings)
+    state = open_run(config.out, resume, settings, data)
     started_at = time.time()
     torch.manual_seed(config.seed)
     accelerator = make_accelerator(config.precision)
@@ -344,6 +346,7 @@ def _train_one(
                         "tokens": real_tokens,
                         "train_seconds": train_seconds + time.perf_counter() - started,
                         "settings": settings,
+                        "data": data_record(data),
                     },
                 )
     train_seconds += time.perf_counter() - started

@@ -47,6 +47,7 @@ __all__ = [
     "open_run",
     "peak_memory_mb",
     "progress_bar",
+    "refuse_other_data",
     "refuse_other_settings",
     "restore_rng",
     "run_metrics",
@@ -205,6 +206,7 @@ def data_record(data: Any) -> dict[str, Any]:
         "version": data.version_name,
         "version_hash": data.version_hash,
         "held_out": getattr(data, "held_out", None),
+        "sha256": data.sha256,
     }
 
 
@@ -393,12 +395,12 @@ def write_text_whole(path: Path, text: str) -> None:
     write_whole(path, lambda partial: partial.write_text(text, "utf-8"))
 
 
-def open_run(out: Path, resume: bool, settings: dict[str, Any]) -> dict[str, Any] | None:
+def open_run(out: Path, resume: bool, settings: dict[str, Any], data: Any) -> dict[str, Any] | None:
     """Return the checkpoint to resume from (None for a new run), refusing a new run in a
     folder that is not empty, a resume with no checkpoint, and a resume whose `settings`
-    differ from the checkpoint's (other settings would make another run, and its
+    or `data` differ from the checkpoint's (other settings would make another run, and its
     config.toml would not rerun it; a different set of trained weights does not even
-    load)."""
+    load; other data would be drawn by the checkpoint's positions)."""
     state = load_checkpoint(out) if resume else None
     if resume and state is None:
         raise FileNotFoundError(f"{out} holds no checkpoint to resume from")
@@ -406,7 +408,20 @@ def open_run(out: Path, resume: bool, settings: dict[str, Any]) -> dict[str, Any
         raise FileExistsError(f"{out} is not empty; pick a new --out folder")
     if state is not None:
         refuse_other_settings(out, "the checkpoint", state.get("settings", {}), settings)
+        refuse_other_data(out, "the checkpoint", state.get("data", {}), data)
     return state
+
+
+def refuse_other_data(out: Path, what: str, saved: dict[str, Any], data: Any) -> None:
+    """Raise ValueError when `data` is not what `what` in `out` was trained on (by content,
+    in order; a record from before data was hashed is not checked)."""
+    trained = saved.get("sha256")
+    if trained is not None and trained != data.sha256:
+        raise ValueError(
+            f"{out}: {what} was trained on other data (sha256 {trained[:12]}... from "
+            f"{saved.get('source')}; {data.sha256[:12]}... from {data.source} now); --resume "
+            "continues the same run on the same data: start a new --out to train on this"
+        )
 
 
 def refuse_other_settings(

@@ -103,7 +103,7 @@ def train_sft(
     if not data.examples:
         raise ValueError(f"no demonstrations to train on in {data.source}")
     settings = config_settings(config)
-    state = open_run(config.out, resume, settings)
+    state = open_run(config.out, resume, settings, data)
     started_at = time.time()
     torch.manual_seed(config.seed)
     accelerator = make_accelerator(config.precision)
@@ -183,6 +183,7 @@ def train_sft(
                         "tokens": real_tokens,
                         "train_seconds": train_seconds + time.perf_counter() - started,
                         "settings": settings,
+                        "data": data_record(data),
                     },
                 )
     train_seconds += time.perf_counter() - started

@@ -87,6 +87,28 @@ def test_two_processes_train_one_reward_model_and_one_writes_it(
     assert (out / "model.safetensors").is_file() and (out / "run.json").is_file()
 
 
+def test_two_processes_share_the_dpo_reference_pass_and_get_the_whole_table(
+    tmp_path: Path, smollm2_small: str
+) -> None:
+    from tutelage.training import load_pairs
+    from tutelage.training.dpo import policy_logps
+
+    data = pairs_file(tmp_path / "pairs.jsonl", count=10)
+    out = tmp_path / "ddp-dpo"
+    flags = ["--base", smollm2_small, "--max-steps", "2", "--batch-size", "2",
+             "--max-length", "64", "--precision", "fp32"]  # fmt: skip
+    result = launch(2, "train", "dpo", str(data), "--out", str(out), *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["processes"] == 2 and len(metrics["steps"]) == 2
+    # each process scored half the pairs; the table written is every pair's, as one
+    # process computes it alone
+    shared = torch.load(out / "reference_logps.pt")
+    alone = policy_logps(smollm2_small, load_pairs(data).pairs, max_length=64)
+    assert shared.shape == (10, 2) and bool((shared < 0).all())
+    torch.testing.assert_close(shared, alone, atol=1e-3, rtol=1e-4)
+
+
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 

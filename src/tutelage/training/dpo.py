@@ -147,21 +147,27 @@ def reference_logps(
     progress: bool = False,
 ) -> torch.Tensor:
     """Return the (pairs, 2) summed log-probabilities of chosen and rejected under `model`
-    as it is now, computed without gradients in length-sorted batches."""
+    as it is now, computed without gradients in length-sorted batches. Under several
+    processes each computes every n-th pair of the sorted order and all receive the
+    whole table, so the pass takes 1/n of the time a single process would."""
     scorer = AnswerScorer(model).to(accelerator.device)
     order = sorted(range(len(groups)), key=lambda i: groups[i].width)
+    mine = order[accelerator.process_index :: accelerator.num_processes]
     result = torch.zeros((len(groups), 2))
     model.eval()
     bar = progress_bar("reference pass", enabled=progress, loss=False)
     with torch.no_grad(), accelerator.autocast(), bar:
-        task = bar.add_task("reference", total=len(order))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
+        task = bar.add_task("reference", total=len(mine))
+        for start in range(0, len(mine), batch_size):
+            chunk = mine[start : start + batch_size]
             rows = group_rows(
                 [groups[i] for i in chunk], [[k] for k in range(len(chunk))], pad_token_id
             )
             result[chunk] = answer_logprobs(scorer, rows).float().cpu()
             bar.update(task, advance=len(chunk))
+    if accelerator.num_processes > 1:
+        # every other process left this one's rows at zero: the sum is the whole table
+        result = accelerator.reduce(result.to(accelerator.device), "sum").cpu()
     return result
 
 

@@ -12,6 +12,7 @@ MODULES = [
     "tutelage",
     "tutelage.records",
     "tutelage.settings",
+    "tutelage.files",
     "tutelage.store",
     "tutelage.formats",
     "tutelage.interchange",

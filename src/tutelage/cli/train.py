@@ -184,17 +184,20 @@ def _hold_out(data: Any, fraction: float | None, seed: int) -> tuple[Any, list[A
 
 def _write_held_out(held: list[Any], out: Path) -> None:
     """Write the held-out pairs to OUT/heldout.jsonl in TRL's conversational form."""
+    from tutelage.files import write_text_whole
+
     if not held:
         return
-    with (out / "heldout.jsonl").open("w", encoding="utf-8") as sink:
-        for pair in held:
-            messages = pair.messages or (("user", pair.prompt),)
-            row = {
-                "prompt": [{"role": r, "content": c} for r, c in messages],
-                "chosen": [{"role": "assistant", "content": pair.chosen}],
-                "rejected": [{"role": "assistant", "content": pair.rejected}],
-            }
-            sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+    lines = []
+    for pair in held:
+        messages = pair.messages or (("user", pair.prompt),)
+        row = {
+            "prompt": [{"role": r, "content": c} for r, c in messages],
+            "chosen": [{"role": "assistant", "content": pair.chosen}],
+            "rejected": [{"role": "assistant", "content": pair.rejected}],
+        }
+        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    write_text_whole(out / "heldout.jsonl", "".join(lines))
     console.print(
         f"held-out pairs: {out / 'heldout.jsonl'} (try `tutelage eval reward {out} "
         f"--data {out / 'heldout.jsonl'}`)",

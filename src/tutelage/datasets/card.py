@@ -13,8 +13,6 @@ import base64
 import html
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from tutelage.datasets.versions import DatasetEvent, DatasetVersion, events, read_records
+from tutelage.files import write_bytes_whole
 from tutelage.store import Store
 from tutelage.store.tables import ProjectRow, UserRow
 
@@ -338,13 +337,5 @@ def write_card(store: Store, *, version: DatasetVersion, out: Path) -> list[Path
     files["card.html"] = _html(version, sections).encode("utf-8")
     out.mkdir(parents=True, exist_ok=True)
     for filename, content in files.items():
-        handle, temporary = tempfile.mkstemp(prefix=f".{filename}.", dir=out)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(content)
-            os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the card from readers
-            os.replace(temporary, out / filename)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_bytes_whole(out / filename, content)
     return [out / "card.md", out / "card.html"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from tutelage.files import write_whole
 from tutelage.training.data import PreferenceData, TrainingPair
 from tutelage.training.losses import chosen_nll_loss, dpo_loss, ipo_loss
 from tutelage.training.run import (
@@ -42,7 +43,6 @@ from tutelage.training.run import (
     steps_per_epoch,
     write_config,
     write_run,
-    write_whole,
 )
 from tutelage.training.sequences import (
     AnswerScorer,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tutelage.files import write_text_whole
 from tutelage.training.data import (
     PreferenceData,
     TokenisedPair,
@@ -49,7 +50,6 @@ from tutelage.training.run import (
     steps_per_epoch,
     write_config,
     write_run,
-    write_text_whole,
 )
 
 __all__ = [

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
 import random
 import resource
@@ -20,11 +19,13 @@ import time
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from tutelage.files import write_text_whole, write_whole
 
 __all__ = [
     "CHECKPOINT",
@@ -57,8 +58,6 @@ __all__ = [
     "summarise_steps",
     "write_config",
     "write_run",
-    "write_text_whole",
-    "write_whole",
 ]
 
 CHECKPOINT = "checkpoint"
@@ -380,21 +379,6 @@ def save_checkpoint(out: Path, accelerator: Any, state: dict[str, Any]) -> None:
     write_whole(folder / "state.pt", lambda partial: torch.save(state, partial))
 
 
-def write_whole(path: Path, write: Callable[[Path], object]) -> None:
-    """Write `path` whole or not at all: `write` fills a file beside it, which is synced
-    and renamed over it, so a crash mid-write leaves the previous file (or none)."""
-    partial = path.with_name(path.name + ".partial")
-    write(partial)
-    with partial.open("rb") as handle:
-        os.fsync(handle.fileno())
-    partial.replace(path)
-
-
-def write_text_whole(path: Path, text: str) -> None:
-    """Write `text` to `path` whole or not at all (`write_whole`)."""
-    write_whole(path, lambda partial: partial.write_text(text, "utf-8"))
-
-
 def open_run(out: Path, resume: bool, settings: dict[str, Any], data: Any) -> dict[str, Any] | None:
     """Return the checkpoint to resume from (None for a new run), refusing a new run in a
     folder that is not empty, a resume with no checkpoint, and a resume whose `settings`
@@ -614,7 +598,7 @@ def _plot(steps: list[dict[str, float]], path: Path, label: str, method: str) ->
     axis.set_ylabel(label)
     axis.set_title(f"{method} training loss")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    write_whole(path, lambda partial: figure.savefig(partial, dpi=100, format="png"))
     plt.close(figure)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tutelage.files import write_bytes_whole
 from tutelage.quality.persist import ProjectQuality, analyse_project
 from tutelage.quality.report import heatmap_png, report_json, trust_png
 from tutelage.settings import tutelage_home
@@ -132,15 +132,9 @@ def _write(folder: Path, figures: dict[str, Any], charts: dict[str, bytes | None
         if png is None:
             (folder / name).unlink(missing_ok=True)  # a stale chart would mislead
         else:
-            _replace(folder / name, png)
+            write_bytes_whole(folder / name, png)
     # The figures last: a reader that finds them finds their charts too.
-    _replace(folder / SUMMARY, json.dumps(figures, allow_nan=False).encode("utf-8"))
-
-
-def _replace(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    write_bytes_whole(folder / SUMMARY, json.dumps(figures, allow_nan=False).encode("utf-8"))
 
 
 def read_snapshot(store: Store, *, project_id: int) -> Snapshot | None:

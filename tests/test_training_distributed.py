@@ -142,3 +142,33 @@ def test_two_gpus_under_accelerate(tmp_path: Path, smollm2_small: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["processes"] == 2 and metrics["device"].startswith("cuda")
+
+
+@pytest.mark.cuda
+@cuda
+def test_a_reward_model_scores_on_the_gpu_as_on_the_cpu(tmp_path: Path) -> None:
+    from tutelage.training import (
+        PreferenceData,
+        RewardConfig,
+        load_pairs,
+        score_pairs,
+        train_reward,
+    )
+
+    pairs = load_pairs(pairs_file(tmp_path / "pairs.jsonl", count=8)).pairs
+    config = RewardConfig(out=tmp_path / "rm", max_steps=2, batch_size=4, precision="fp32")
+    train_reward(config, PreferenceData(pairs=pairs, source="planted"), progress=False)
+    on_gpu = score_pairs(tmp_path / "rm", pairs)
+    # the same model on the CPU, by hiding the GPU from a fresh process
+    code = (
+        "import json, sys; from tutelage.training import load_pairs, score_pairs;"
+        f"print(json.dumps(score_pairs({str(tmp_path / 'rm')!r}, "
+        f"load_pairs({str(tmp_path / 'pairs.jsonl')!r}).pairs)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    on_cpu = json.loads(result.stdout.splitlines()[-1])
+    assert [r for p in on_gpu for r in p] == pytest.approx([r for p in on_cpu for r in p], abs=1e-3)

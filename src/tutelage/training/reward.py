@@ -412,7 +412,7 @@ def _score_one(
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir} is not a model folder")
     tokenizer, model = _load_for_scoring(model_dir)
-    model.eval()
+    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     pad = int(tokenizer.pad_token_id)
     scores: list[tuple[float, float]] = []
     with torch.no_grad():

@@ -127,16 +127,12 @@ def test_a_hold_out_that_leaves_nothing_to_train_on_is_refused(tmp_path: Path) -
     assert not out.exists()
 
 
-def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path: Path) -> None:
-    data = write_pairs(tmp_path / "pairs.jsonl", planted_pairs(16))
-    flags = ["--max-steps", "12", "--batch-size", "2", "--max-length", "64", "--lr", "1e-4"]
-    out = tmp_path / "killed"
-    command = [sys.executable, "-m", "tutelage", "train", "reward", str(data), "--out", str(out)]
+def kill_at_first_checkpoint(method: str, data: Path, out: Path, flags: list[str]) -> Path:
+    """Run `tutelage train METHOD` in a process killed (SIGKILL, as a crash or a lost
+    machine stops it) once its first checkpoint is written; return the checkpoint."""
+    command = [sys.executable, "-m", "tutelage", "train", method, str(data), "--out", str(out)]
     process = subprocess.Popen(
-        [*command, *flags, "--checkpoint-every", "4"],
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        [*command, *flags], env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     state = out / "checkpoint" / "state.pt"
     deadline = time.monotonic() + 300
@@ -146,6 +142,23 @@ def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path: Path) -> 
     process.wait()
     assert state.exists(), "the run ended before its first checkpoint"
     assert not (out / "run.json").exists(), "the run finished before it could be killed"
+    return state
+
+
+def assert_same_weights(folder: Path, other: Path) -> None:
+    from safetensors.torch import load_file
+
+    mine, theirs = load_file(folder / "model.safetensors"), load_file(other / "model.safetensors")
+    assert mine.keys() == theirs.keys()
+    for name, tensor in theirs.items():
+        torch.testing.assert_close(mine[name], tensor, atol=1e-5, rtol=1e-5)
+
+
+def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path: Path) -> None:
+    data = write_pairs(tmp_path / "pairs.jsonl", planted_pairs(16))
+    flags = ["--max-steps", "12", "--batch-size", "2", "--max-length", "64", "--lr", "1e-4"]
+    out = tmp_path / "killed"
+    state = kill_at_first_checkpoint("reward", data, out, [*flags, "--checkpoint-every", "4"])
 
     runner = CliRunner()
     # other settings would make another run under this one's name: refused, nothing touched
@@ -177,18 +190,36 @@ def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path: Path) -> 
     assert [s["loss"] for s in metrics["steps"]] == pytest.approx(
         [s["loss"] for s in straight.metrics["steps"]], abs=1e-5
     )
-    from safetensors.torch import load_file
-
-    after_resume = load_file(out / "model.safetensors")
-    uninterrupted = load_file(tmp_path / "straight" / "model.safetensors")
-    for name, tensor in uninterrupted.items():
-        torch.testing.assert_close(after_resume[name], tensor, atol=1e-5, rtol=1e-5)
+    assert_same_weights(out, tmp_path / "straight")
     assert not (out / "checkpoint").exists()
     record = json.loads((out / "run.json").read_text())
     assert (
         record["config_hash"]
         == json.loads((tmp_path / "straight" / "run.json").read_text())["config_hash"]
     )
+
+
+def test_a_killed_dpo_run_resumes_to_the_same_policy(tmp_path: Path, smollm2_small: str) -> None:
+    # the policy's optimiser state is keyed through its scorer wrapper, and the reference
+    # log-probabilities come from the run's cache: both must carry over
+    data = write_pairs(tmp_path / "pairs.jsonl", planted_pairs(12))
+    flags = ["--base", smollm2_small, "--max-steps", "6", "--batch-size", "2", "--max-length",
+             "64", "--lr", "1e-5", "--precision", "fp32", "--checkpoint-every", "2"]  # fmt: skip
+    out = tmp_path / "killed"
+    kill_at_first_checkpoint("dpo", data, out, flags)
+    reference = (out / "reference_logps.pt").read_bytes()
+    runner = CliRunner()
+    resumed = runner.invoke(app, ["train", "dpo", str(data), "--out", str(out), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert (out / "reference_logps.pt").read_bytes() == reference  # read, not computed again
+    straight = tmp_path / "straight"
+    done = runner.invoke(app, ["train", "dpo", str(data), "--out", str(straight), *flags])
+    assert done.exit_code == 0, done.output
+    losses = [[s["loss"] for s in json.loads((f / "metrics.json").read_text())["steps"]]
+              for f in (out, straight)]  # fmt: skip
+    assert losses[0] == pytest.approx(losses[1], abs=1e-5) and len(losses[0]) == 6
+    assert losses[0][-1] < losses[0][0]  # it trained: the pairs' DPO loss fell
+    assert_same_weights(out, straight)
 
 
 def test_an_ensemble_scores_with_a_spread_and_lora_saves_an_adapter(tmp_path: Path) -> None:

@@ -36,10 +36,12 @@ from tutelage.training.run import (
     data_record,
     disable_dropout,
     gathered_state,
+    load_optimizer_state,
     make_accelerator,
     make_optimizer,
     make_schedule,
     open_run,
+    optimizer_state,
     progress_bar,
     refuse_other_data,
     refuse_other_settings,
@@ -287,9 +289,10 @@ def _train_one(
     total = config.max_steps or config.epochs * per_epoch
     schedule = make_schedule(optimizer, total, config.warmup)
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
     model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
+    if state is not None:  # once prepared: FSDP shards the optimiser's state
+        load_optimizer_state(model, optimizer, state["optimizer"])
 
     steps: list[dict[str, float]] = state["steps"] if state else []
     real_tokens = int(state["tokens"]) if state else 0
@@ -340,7 +343,7 @@ def _train_one(
                     accelerator,
                     {
                         "model": gathered_state(accelerator, model),
-                        "optimizer": optimizer.state_dict(),
+                        "optimizer": optimizer_state(model, optimizer),
                         "schedule": schedule.state_dict(),
                         "steps": steps,
                         "tokens": real_tokens,

@@ -43,9 +43,11 @@ __all__ = [
     "gathered_state",
     "holdout_from_file",
     "load_checkpoint",
+    "load_optimizer_state",
     "make_accelerator",
     "make_optimizer",
     "open_run",
+    "optimizer_state",
     "peak_memory_mb",
     "progress_bar",
     "refuse_other_data",
@@ -483,6 +485,39 @@ def gathered_state(accelerator: Any, wrapped: Any, prefix: str = "") -> dict[str
     shards it), keys without the wrapper's `prefix`. Every process must call this."""
     state: dict[str, Any] = accelerator.get_state_dict(wrapped)
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def optimizer_state(model: Any, optimizer: Any) -> dict[str, Any]:
+    """Return the optimiser's whole state, keyed by parameter name, for a checkpoint.
+
+    Under FSDP each process holds only its shard of the state, so the shards are
+    gathered (every process must call this; the first gets the whole, the others {}).
+    torch's distributed state-dict functions do that for FSDP and DDP alike, and work on
+    a plain module too.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    state: dict[str, Any] = get_optimizer_state_dict(model, _unwrapped(optimizer), options=options)
+    return state
+
+
+def load_optimizer_state(model: Any, optimizer: Any, saved: dict[str, Any]) -> None:
+    """Put `saved` (from `optimizer_state`) into the prepared optimiser, each process
+    taking its own shard under FSDP."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    if all(isinstance(key, int) for group in saved["param_groups"] for key in group["params"]):
+        # keyed by position: a checkpoint written before optimizer_state (whole without FSDP)
+        optimizer.load_state_dict(saved)
+        return
+    options = StateDictOptions(full_state_dict=True)
+    set_optimizer_state_dict(model, _unwrapped(optimizer), saved, options=options)
+
+
+def _unwrapped(optimizer: Any) -> Any:
+    """Return the torch optimiser inside accelerate's wrapper (or `optimizer` itself)."""
+    return getattr(optimizer, "optimizer", optimizer)
 
 
 def save_model(

@@ -30,10 +30,12 @@ from tutelage.training.run import (
     data_record,
     disable_dropout,
     gathered_state,
+    load_optimizer_state,
     make_accelerator,
     make_optimizer,
     make_schedule,
     open_run,
+    optimizer_state,
     progress_bar,
     restore_rng,
     run_metrics,
@@ -128,9 +130,10 @@ def train_sft(
     total = config.max_steps or config.epochs * per_epoch
     schedule = make_schedule(optimizer, total, config.warmup)
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
     scorer, optimizer, schedule = accelerator.prepare(scorer, optimizer, schedule)
+    if state is not None:  # once prepared: FSDP shards the optimiser's state
+        load_optimizer_state(scorer, optimizer, state["optimizer"])
 
     steps: list[dict[str, float]] = state["steps"] if state else []
     real_tokens = int(state["tokens"]) if state else 0
@@ -177,7 +180,7 @@ def train_sft(
                     accelerator,
                     {
                         "model": gathered_state(accelerator, scorer, "model."),
-                        "optimizer": optimizer.state_dict(),
+                        "optimizer": optimizer_state(scorer, optimizer),
                         "schedule": schedule.state_dict(),
                         "steps": steps,
                         "tokens": real_tokens,

@@ -433,3 +433,44 @@ def test_the_project_form_validates_the_consensus_settings(
     assert "consensus by majority, adjudicated below 0.55" in text_of(
         client.get(f"/admin/projects/{world.project_id}").text
     )
+
+
+def test_a_project_of_imported_pairs_only_has_a_quality_page_and_report(
+    store: Store, client: TestClient, tmp_path: Path
+) -> None:
+    from tutelage.interchange import import_file
+    from tutelage.records import Project
+    from tutelage.workspace.accounts import Actor
+    from tutelage.workspace.membership import new_project
+    from workspace_fixtures import pairs_file
+
+    with store.session() as session:
+        admin = create_user(
+            session, email="admin@example.org", password=PASSWORD, handle="admin", role="admin"
+        )
+        actor = Actor(user_id=admin.id, handle="admin", role="admin", expertise=frozenset())
+        project_id = new_project(session, actor=actor, project=Project(name="gov")).id
+    import_file(store, path=pairs_file(tmp_path, 5), project="gov", source="vendor")
+    csrf = sign_in(client, "admin@example.org")
+
+    report = client.get(f"/api/v1/projects/{project_id}/quality")
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["judgments"]["pairs_without_item"] == 5
+    assert [c["label"] for c in body["consensus"]] == ["a"] * 5
+    assert all(c["item"] is None and len(c["pair"]) == 2 for c in body["consensus"])
+    stored = client.post(
+        f"/api/v1/projects/{project_id}/quality/recompute", headers={"X-CSRF-Token": csrf}
+    )
+    assert stored.status_code == 200, stored.text
+    with store.session() as session:
+        labels = session.scalars(select(ConsensusLabelRow)).all()
+        assert len(labels) == 5 and all(row.item_id is None for row in labels)
+    page = client.get(f"/admin/projects/{project_id}/quality")
+    assert page.status_code == 200
+    words = text_of(page.text)
+    assert "5 imported pairs with no workspace item" in words
+    assert "undefined" in words
+    # Nothing of it reaches the reviewers' queue: a pair with no item has no page.
+    queue = client.get(f"/api/v1/projects/{project_id}/adjudications/queue")
+    assert queue.status_code == 200 and queue.json() == {"waiting": 0, "items": []}

@@ -102,11 +102,14 @@ def report_command(
 
 
 def _print_report(report: dict[str, Any]) -> None:
+    from tutelage.quality.report import units_text
+
     judgments = report["judgments"]
     names = report["names"]
     console.print(
         f"project {report['project']!r}: {judgments['comparisons']:,} comparisons on "
-        f"{judgments['items']:,} items by {judgments['workers']:,} workers; "
+        f"{units_text(judgments['items'], judgments['pairs_without_item'])} by "
+        f"{judgments['workers']:,} workers; "
         f"method {report['method']}",
         markup=False,
     )

@@ -90,6 +90,31 @@ class _Gathered:
     flagged: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Label:
+    """One consensus label: of an item, or of a pair (first, second) that no item shows."""
+
+    item_id: int | None
+    pair: tuple[int, int] | None
+    label: str
+    confidence: float
+    method: str
+    judgment_ids: list[int]
+
+    def order(self) -> tuple[int, int, int]:
+        """Items first by id, then pairs by their completions."""
+        if self.pair is None:
+            return (0, self.item_id or 0, 0)
+        return (1, *self.pair)
+
+
+def _stored_pair(row: ConsensusLabelRow) -> tuple[int, int] | None:
+    """The pair a stored label is of, when its unit is a pair and not an item."""
+    if row.item_id is not None or row.completion_a_id is None or row.completion_b_id is None:
+        return None
+    return (row.completion_a_id, row.completion_b_id)
+
+
 def _messages_json(messages: list[Any]) -> str:
     return json.dumps(
         [{"role": str(m["role"]), "content": str(m["content"])} for m in messages],
@@ -109,8 +134,9 @@ def _computed_labels(
     method: str,
     exclude_flagged: bool,
     say: Callable[[str], None],
-) -> tuple[list[Any], list[str]]:
-    """Consensus computed now (not stored), and the experts flagged and left out."""
+) -> tuple[list[Any], list[str], dict[int, tuple[int, int]]]:
+    """Consensus computed now (not stored), the experts flagged and left out, and the
+    pairs that are units without an item (`ProjectJudgments.pairs`)."""
     from tutelage.quality.analysis import analyse
     from tutelage.quality.load import load_judgments
 
@@ -137,7 +163,7 @@ def _computed_labels(
         flagged = sorted({f.worker for f in analysis.flags} - judgments.excluded)
         if flagged:
             analysis = run(judgments.excluded | frozenset(flagged))
-    return list(analysis.consensus), flagged
+    return list(analysis.consensus), flagged, judgments.pairs
 
 
 def _preference(
@@ -165,15 +191,31 @@ def _preference(
                 "--consensus to compute them for this snapshot"
             )
         labels = [
-            (r.item_id, r.label, r.confidence, r.method, [int(j) for j in r.judgment_ids])
+            _Label(
+                r.item_id,
+                _stored_pair(r),
+                r.label,
+                r.confidence,
+                r.method,
+                [int(j) for j in r.judgment_ids],
+            )
             for r in stored
         ]
         source = "stored"
     else:
         say(f"computing {asked} consensus")
-        computed, flagged = _computed_labels(store, project, asked, settings.exclude_flagged, say)
+        computed, flagged, pairs = _computed_labels(
+            store, project, asked, settings.exclude_flagged, say
+        )
         labels = [
-            (c.item, c.label, float(c.confidence), c.method, [int(j) for j in c.judgment_ids])
+            _Label(
+                c.item if c.item >= 0 else None,
+                pairs[c.item] if c.item < 0 else None,
+                c.label,
+                float(c.confidence),
+                c.method,
+                [int(j) for j in c.judgment_ids],
+            )
             for c in computed
         ]
         source = "computed at snapshot"
@@ -202,33 +244,39 @@ def _preference(
             for p in session.scalars(select(PromptRow).where(PromptRow.project_id == project.id))
         }
         used: set[int] = set()
-        for item_id, label, confidence, method, judgment_ids in sorted(labels):
-            item = items.get(item_id)
-            if item is None or item.prompt_id is None:
-                gathered.left_out["not a task comparison item"] += 1
-                continue
+        for unit in sorted(labels, key=_Label.order):
+            if unit.pair is not None:  # imported pairs that no item shows
+                first, second = (completions[int(c)] for c in unit.pair)
+                prompt_id = first.prompt_id
+            else:
+                item = items.get(unit.item_id) if unit.item_id is not None else None
+                if item is None or item.prompt_id is None:
+                    gathered.left_out["not a task comparison item"] += 1
+                    continue
+                first, second = (completions[int(c)] for c in item.completion_ids[:2])
+                prompt_id = item.prompt_id
+            label, confidence = unit.label, unit.confidence
             if label not in ("a", "b"):
                 gathered.left_out[label] += 1
                 continue
             if confidence < settings.min_confidence:
                 gathered.left_out["below min confidence"] += 1
                 continue
-            first, second = (completions[int(c)] for c in item.completion_ids[:2])
             chosen, rejected = (first, second) if label == "a" else (second, first)
             gathered.rows.append(
                 {
-                    "prompt": _messages_json(prompts[item.prompt_id].messages),
+                    "prompt": _messages_json(prompts[prompt_id].messages),
                     "chosen": chosen.text,
                     "rejected": rejected.text,
                     "label": label,
                     "confidence": float(confidence),
-                    "method": method,
-                    "judgment_ids": json.dumps(sorted(judgment_ids)),
-                    "_prompt_id": item.prompt_id,
+                    "method": unit.method,
+                    "judgment_ids": json.dumps(sorted(unit.judgment_ids)),
+                    "_prompt_id": prompt_id,
                     "_completion_ids": [first.id, second.id],
                 }
             )
-            used.update(judgment_ids)
+            used.update(unit.judgment_ids)
     gathered.judgment_ids["comparisons"] = used
     return gathered
 
@@ -414,7 +462,7 @@ def snapshot(
     else:
         left = set(excluded)
         if settings.exclude_flagged:
-            _, flagged = _computed_labels(
+            _, flagged, _ = _computed_labels(
                 store, project_row, project_row.consensus_method, True, say
             )
             left.update(flagged)

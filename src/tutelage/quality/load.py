@@ -6,8 +6,9 @@ comparison row's `completion_a_id` is the answer that was *shown* as A, while th
 first completion is canonical "a"; when the two differ the expert saw the item swapped.
 
 Expert judgments name their item in `shown["item"]`. Imported comparisons (a named
-source such as ``hh-rlhf``) have no item; they count for the project's comparison item
-of the same pair, if there is one, as a worker ``source:NAME``. Answers to gold and
+source such as ``hh-rlhf``) have no item; they count, as a worker ``source:NAME``, for
+the project's comparison item of the same pair, or, where no item shows the pair, for
+the pair itself: a unit with a negative number (`ProjectJudgments.pairs`). Answers to gold and
 qualification items are not units of agreement or consensus: they feed gold accuracy.
 """
 
@@ -55,7 +56,9 @@ class ProjectJudgments:
     """What `tutelage.quality.analyse` needs about one project, and what was left out.
 
     `names` maps each worker id to what an admin recognises (a handle or a source
-    name); `left_out` counts judgments that are not in the frames, by reason.
+    name); `left_out` counts judgments that are not in the frames, by reason. `pairs`
+    maps each negative unit of the frames, a pair of completions that only imported
+    comparisons judge and no item shows, to that pair (first, second), lower id first.
     """
 
     project_id: int
@@ -71,6 +74,7 @@ class ProjectJudgments:
     excluded: frozenset[str]
     names: dict[str, str]
     left_out: dict[str, int] = field(default_factory=dict)
+    pairs: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 def _frame(session: Session, query: Any, columns: list[str]) -> pd.DataFrame:
@@ -131,8 +135,13 @@ def _read_comparisons(session: Session, project_id: int) -> np.ndarray:
 
 
 def _comparisons(
-    session: Session, project_id: int, items: pd.DataFrame, left_out: Counter[str]
+    session: Session,
+    project_id: int,
+    items: pd.DataFrame,
+    left_out: Counter[str],
+    found_pairs: dict[int, tuple[int, int]],
 ) -> pd.DataFrame:
+    """The comparison frame; `found_pairs` receives the pairs that are units without an item."""
     raw = _read_comparisons(session, project_id)
     if len(raw) == 0:
         return pd.DataFrame({name: pd.Series(dtype=object) for name in COMPARISON_COLUMNS})
@@ -144,27 +153,49 @@ def _comparisons(
         # its task item when it has one besides a gold or qualification item.
         ordered = pairs.sort_values("purpose", key=lambda p: p != "task", kind="stable")
         by_pair = pd.Series(
-            ordered["item"].to_numpy(),
+            ordered["item"].to_numpy(dtype=np.int64),
             index=pd.MultiIndex.from_arrays(
                 [
                     np.minimum(ordered["first"], ordered["second"]),
                     np.maximum(ordered["first"], ordered["second"]),
                 ]
             ),
+            dtype=np.int64,
         )
         by_pair = by_pair[~by_pair.index.duplicated()]
         lo = np.minimum(raw["shown_a"][no_item], raw["shown_b"][no_item])
         hi = np.maximum(raw["shown_a"][no_item], raw["shown_b"][no_item])
-        found = by_pair.reindex(pd.MultiIndex.from_arrays([lo, hi])).to_numpy()
+        found = by_pair.reindex(pd.MultiIndex.from_arrays([lo, hi])).to_numpy(dtype=np.float64)
         item[no_item] = np.where(np.isnan(found), -1, found).astype(np.int64)
-        unmatched = int((item < 0).sum())
-        if unmatched:
-            left_out["imported comparisons of a pair that is no item"] += unmatched
+        # A pair no item shows is a unit of its own, numbered -1, -2, ... in pair order.
+        alone = np.isnan(found)
+        if alone.any():
+            units, inverse = np.unique(
+                np.stack([lo[alone], hi[alone]], axis=1), axis=0, return_inverse=True
+            )
+            where = np.flatnonzero(no_item)[alone]
+            item[where] = -1 - inverse.reshape(-1)
+            unit_pairs = pd.DataFrame(
+                {
+                    "item": -1 - np.arange(len(units), dtype=np.int64),
+                    "kind": "comparison",
+                    "purpose": "task",
+                    "first": units[:, 0],
+                    "second": units[:, 1],
+                }
+            )
+            pairs = pd.concat([pairs, unit_pairs], ignore_index=True)
+            found_pairs.update(
+                {
+                    int(u): (int(a), int(b))
+                    for u, a, b in unit_pairs[["item", "first", "second"]].itertuples(index=False)
+                }
+            )
     # Each judgment's item: its purpose and canonical pair (-1: not a comparison item here).
     position = pd.Index(pairs["item"].to_numpy()).get_indexer(item)
     known = position >= 0
     purpose = np.where(known, pairs["purpose"].to_numpy(dtype=object)[position], "other")
-    for kind, count in Counter(purpose[(purpose != "task") & (item >= 0)]).items():
+    for kind, count in Counter(purpose[purpose != "task"]).items():
         named = "non-comparison" if kind == "other" else str(kind)
         left_out[f"judgments on {named} items"] += int(count)
     first = np.where(known, pairs["first"].to_numpy(dtype=np.int64)[position], -1)
@@ -331,7 +362,8 @@ def load_judgments(
     say("reading items")
     items = _items(session, project_id)
     say("reading comparisons")
-    comparisons = _comparisons(session, project_id, items, left_out)
+    pairs: dict[int, tuple[int, int]] = {}
+    comparisons = _comparisons(session, project_id, items, left_out, pairs)
     say("reading ratings and rankings")
     scores = _scores(session, project_id, items, left_out)
     rankings = _rankings(session, project_id, items, left_out)
@@ -366,4 +398,5 @@ def load_judgments(
         excluded=excluded,
         names=_names(session, {str(w) for w in workers}),
         left_out=dict(left_out),
+        pairs=pairs,
     )

@@ -97,7 +97,11 @@ def analyse_project(
         say("storing consensus labels")
         with store.session() as session:
             stored = save_consensus(
-                session, project_id=project_id, consensus=analysis.consensus, at=computed_at
+                session,
+                project_id=project_id,
+                consensus=analysis.consensus,
+                pairs=judgments.pairs,
+                at=computed_at,
             )
         seconds["store"] = time.perf_counter() - started
     return ProjectQuality(judgments, analysis, computed_at, seconds, stored)
@@ -108,12 +112,16 @@ def save_consensus(
     *,
     project_id: int,
     consensus: list[ConsensusLabel],
+    pairs: dict[int, tuple[int, int]] | None = None,
     at: datetime | None = None,
 ) -> int:
     """Replace the project's stored consensus labels; returns how many were stored.
 
-    Adjudications made since the judgments were read still win: they are read again here.
+    A negative unit is a pair no item shows (`pairs` maps it to its two completions, as
+    `ProjectJudgments.pairs` does); it is stored by its completions. Adjudications made
+    since the judgments were read still win: they are read again here.
     """
+    pairs = pairs or {}
     at = at or datetime.now(UTC)
     adjudicated = dict(
         session.execute(
@@ -125,7 +133,9 @@ def save_consensus(
     rows: dict[int, dict[str, Any]] = {
         label.item: {
             "project_id": project_id,
-            "item_id": label.item,
+            "item_id": label.item if label.item >= 0 else None,
+            "completion_a_id": pairs[label.item][0] if label.item < 0 else None,
+            "completion_b_id": pairs[label.item][1] if label.item < 0 else None,
             "label": label.label,
             "confidence": float(label.confidence),
             "method": label.method,
@@ -137,7 +147,14 @@ def save_consensus(
     for item_id, label in adjudicated.items():
         row = rows.setdefault(
             item_id,
-            {"project_id": project_id, "item_id": item_id, "judgment_ids": [], "computed_at": at},
+            {
+                "project_id": project_id,
+                "item_id": item_id,
+                "completion_a_id": None,
+                "completion_b_id": None,
+                "judgment_ids": [],
+                "computed_at": at,
+            },
         )
         row.update(label=label, confidence=1.0, method="adjudication")
     session.execute(delete(ConsensusLabelRow).where(ConsensusLabelRow.project_id == project_id))
@@ -199,8 +216,10 @@ def _blind(rows: list[Any], first: int, excluded: frozenset[str]) -> list[BlindJ
 
 def _queued(project: ProjectRow) -> list[Any]:
     """Where-clauses of the stored labels that make the project's adjudication queue."""
+    # Only items are adjudicated: a pair no item shows has no reviewer's page.
     return [
         ConsensusLabelRow.project_id == project.id,
+        ConsensusLabelRow.item_id.is_not(None),
         ConsensusLabelRow.method != "adjudication",
         ConsensusLabelRow.confidence < project.adjudication_threshold,
         ~select(AdjudicationRow.id)

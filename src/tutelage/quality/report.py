@@ -20,6 +20,7 @@ import pandas as pd
 
 from tutelage.quality.agreement import Statistic
 from tutelage.quality.consensus import ConsensusLabel
+from tutelage.quality.load import ProjectJudgments
 from tutelage.quality.persist import ProjectQuality
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "report_html",
     "report_json",
     "trust_png",
+    "units_text",
     "write_report",
 ]
 
@@ -48,6 +50,30 @@ def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def units_text(items: int, pairs: int) -> str:
+    """What the comparisons judged, in words: items, and imported pairs no item shows."""
+    if not pairs:
+        return f"{items:,} items"
+    alone = f"{pairs:,} imported pairs with no workspace item"
+    return f"{items:,} items and {alone}" if items else alone
+
+
+def _units(judgments: ProjectJudgments) -> tuple[int, int]:
+    """How many items, and how many pairs with no item, the comparisons judged."""
+    units = judgments.comparisons["item"].unique()
+    pairs = int((units < 0).sum()) if len(units) else 0
+    return len(units) - pairs, pairs
+
+
+def _pair_units(labels: list[dict[str, Any]], pairs: dict[int, tuple[int, int]]) -> None:
+    """Name each pair unit by its completions (`item` None, `pair` [a, b]) in place."""
+    for label in labels:
+        unit = label.get("item")
+        if isinstance(unit, int) and unit < 0:
+            label["item"] = None
+            label["pair"] = list(pairs[unit])
 
 
 def _distribution(labels: Iterable[ConsensusLabel]) -> dict[str, int]:
@@ -91,6 +117,7 @@ def consensus_summary(quality: ProjectQuality) -> dict[str, Any]:
 def report_json(quality: ProjectQuality) -> dict[str, Any]:
     """The whole report as one JSON-ready object (no NaN: None)."""
     judgments = quality.judgments
+    items, pairs = _units(judgments)
     report: dict[str, Any] = _finite(
         {
             "project": judgments.project,
@@ -98,7 +125,8 @@ def report_json(quality: ProjectQuality) -> dict[str, Any]:
             "method": quality.analysis.method,
             "judgments": {
                 "comparisons": len(judgments.comparisons),
-                "items": int(judgments.comparisons["item"].nunique()),
+                "items": items,
+                "pairs_without_item": pairs,
                 "scores": len(judgments.scores),
                 "rankings": len(judgments.rankings),
                 "workers": len(judgments.names),
@@ -112,6 +140,8 @@ def report_json(quality: ProjectQuality) -> dict[str, Any]:
             **quality.analysis.to_json(),
         }
     )
+    for method in ("consensus", "majority", "dawid_skene"):
+        _pair_units(report[method], judgments.pairs)
     return report
 
 
@@ -216,7 +246,7 @@ def report_html(quality: ProjectQuality, *, images: dict[str, str]) -> str:
         f"<h1>Quality of project {html.escape(judgments.project)}</h1>",
         f"<p class=muted>Computed {quality.computed_at:%Y-%m-%d %H:%M:%S} UTC from "
         f"{len(judgments.comparisons):,} comparisons on "
-        f"{judgments.comparisons['item'].nunique():,} items by {len(names):,} workers; "
+        f"{html.escape(units_text(*_units(judgments)))} by {len(names):,} workers; "
         f"consensus method <strong>{html.escape(analysis.method)}</strong>.</p>",
     ]
     if judgments.left_out:

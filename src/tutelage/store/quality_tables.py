@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -31,6 +32,10 @@ from tutelage.store.tables import Base, utcnow
 __all__ = ["AdjudicationRow", "ConsensusLabelRow", "ExclusionRow"]
 
 _LABELS = "label IN ('a', 'b', 'tie', 'both_bad')"
+_UNIT = (
+    "(item_id IS NOT NULL AND completion_a_id IS NULL AND completion_b_id IS NULL) OR "
+    "(item_id IS NULL AND completion_a_id IS NOT NULL AND completion_b_id IS NOT NULL)"
+)
 
 
 class ExclusionRow(Base):
@@ -78,22 +83,36 @@ class AdjudicationRow(Base):
 
 
 class ConsensusLabelRow(Base):
-    """The consensus label of one item as last computed, and the judgments behind it.
+    """The consensus label of one item (or one pair no item shows) as last computed, and
+    the judgments behind it.
 
-    `label` is in the item's canonical order (its first completion is "a").
+    `label` is in the unit's canonical order: the item's first completion is "a"; for a
+    pair, `completion_a_id` is.
     """
 
     __tablename__ = "consensus_labels"
     __table_args__ = (
         CheckConstraint(_LABELS, name="label"),
         CheckConstraint("method IN ('majority', 'dawid_skene', 'adjudication')", name="method"),
+        CheckConstraint(_UNIT, name="unit"),
+        UniqueConstraint(
+            "project_id", "completion_a_id", "completion_b_id", name="uq_consensus_labels_pair"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), index=True
     )
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), unique=True)
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), unique=True, default=None
+    )
+    completion_a_id: Mapped[int | None] = mapped_column(
+        ForeignKey("completions.id", ondelete="CASCADE"), default=None
+    )
+    completion_b_id: Mapped[int | None] = mapped_column(
+        ForeignKey("completions.id", ondelete="CASCADE"), default=None
+    )
     label: Mapped[str] = mapped_column(String(8))
     confidence: Mapped[float] = mapped_column(Float)
     method: Mapped[str] = mapped_column(String(16))

@@ -1,0 +1,149 @@
+"""The path a new user walks first, through the real command, on SQLite and PostgreSQL:
+the README's first-steps block run as written on imported pairs, and the same commands
+on a project whose imported pairs experts also judged."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import HH_RLHF
+from quality_fixtures import judge
+from tutelage.store import open_store
+from tutelage.store.workspace_tables import ItemRow
+from workspace_fixtures import make_world
+
+REPO = Path(__file__).resolve().parents[1]
+MARKER = "<!-- first-steps"
+# The only change made to the README's commands: training stops after two steps (the
+# whole run takes minutes; that it trains to a good model is tested elsewhere).
+SHORTER = {("train", "reward"): ["--max-steps", "2"], ("train", "dpo"): ["--max-steps", "2"]}
+
+
+def first_steps() -> list[tuple[list[str], int]]:
+    """Each command of the README's first-steps blocks, with the exit code it says it has."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(MARKER + r"[^\n]*-->\n```bash\n(.*?)```", readme, flags=re.S)
+    assert blocks, "the README has no first-steps block"
+    commands = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            command, _, comment = line.partition("#")
+            if not command.strip():
+                continue
+            expected = re.match(r"\s*exits (\d+)", comment)
+            commands.append((shlex.split(command), int(expected.group(1)) if expected else 0))
+    return commands
+
+
+def tutelage(
+    args: list[str], *, cwd: Path, db: str, expect: int = 0
+) -> subprocess.CompletedProcess[str]:
+    """Run `tutelage ARGS` as a user would, and check it ends as expected, with no traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tutelage", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TUTELAGE_DB": db},
+        timeout=1200,  # a machine four times slower than a quiet one still finishes
+    )
+    words = " ".join(args)
+    assert "Traceback" not in result.stderr, f"tutelage {words}:\n{result.stderr}"
+    assert result.returncode == expect, f"tutelage {words}: {result.returncode}\n{result.stderr}"
+    return result
+
+
+def test_the_readme_first_steps_run_as_written(
+    store_url: str, tmp_path: Path, hh_rlhf: Path
+) -> None:
+    work = tmp_path / "clone"
+    work.mkdir()
+    ran = []
+    for words, expect in first_steps():
+        assert words[0] == "tutelage", words
+        args = [str(HH_RLHF) if w.startswith("../shared/") else w for w in words[1:]]
+        args += SHORTER.get(tuple(args[:2]), [])  # type: ignore[arg-type]
+        tutelage(args, cwd=work, db=store_url, expect=expect)
+        ran.append(" ".join(words[1:3]))
+    # The block covers the loop from imported pairs to a trained, evaluated model.
+    for step in ("import", "quality report", "snapshot", "check", "card", "train reward"):
+        assert any(r.startswith(step) for r in ran), f"the first steps lack {step}"
+    assert any(r.startswith("eval reward") for r in ran)
+
+    # Every imported pair is a unit with its source's label: nothing was left out.
+    report = json.loads((work / "quality" / "report.json").read_text(encoding="utf-8"))
+    assert report["judgments"]["pairs_without_item"] == 2352
+    assert report["judgments"]["left_out"] == {}
+    assert report["stored_consensus_labels"] == 2352
+    assert report["agreement"]["overall"]["outcome_alpha"]["value"] is None
+    assert "two or more judgments" in report["agreement"]["overall"]["outcome_alpha"]["note"]
+    assert {(c["label"], c["confidence"]) for c in report["consensus"]} == {("a", 1.0)}
+    # The version holds the source's preferences: chosen is HH-RLHF's chosen answer.
+    show = tutelage(["datasets", "show", "gov-v1", "--json"], cwd=work, db=store_url)
+    manifest = json.loads(show.stdout)
+    assert sum(manifest["counts"]["by_split"].values()) == 2352
+    assert manifest["judges"]["named_sources"] == ["hh-rlhf"]
+    assert (work / "gov-v1-card" / "card.html").is_file()
+    assert (work / "runs" / "rm-gov" / "config.json").is_file()
+    assert len((work / "gov.jsonl").read_text(encoding="utf-8").splitlines()) == 2352
+
+
+def test_imported_pairs_that_experts_also_judged_go_the_same_way(
+    store_url: str, tmp_path: Path
+) -> None:
+    store = open_store(store_url)
+    world = make_world(store, tmp_path, pairs=12, experts=2)
+    with store.session() as session:
+        items = {i.id: i for i in session.query(ItemRow).filter_by(project_id=world.project_id)}
+    # The experts agree with the imported label (the first answer) but on two items.
+    canonical = {item: "a" for item in items}
+    for item in list(items)[:2]:
+        canonical[item] = "b"
+    judge(world, 0, canonical)
+    judge(world, 1, canonical)
+    store.close()
+    work = tmp_path / "work"
+    work.mkdir()
+
+    report = json.loads(
+        tutelage(
+            ["quality", "report", "--project", "cardio", "--json"], cwd=work, db=store_url
+        ).stdout
+    )
+    assert report["judgments"]["items"] == 12 and report["judgments"]["pairs_without_item"] == 0
+    assert report["judgments"]["comparisons"] == 36  # two experts and the source, per item
+    assert report["agreement"]["overall"]["outcome_alpha"]["value"] is not None
+    labels = {c["item"]: c["label"] for c in report["consensus"]}
+    assert all(labels[item] == canonical[item] for item in items)  # two experts outvote it
+
+    steps = [
+        (["snapshot", "--project", "cardio", "--name", "mixed", "--split", "0.5", "0", "0.5"], 0),
+        (["check", "mixed"], None),
+        (["card", "mixed", "--out", "card"], 0),
+        (["train", "reward", "mixed", "--out", "rm", "--max-steps", "2", "--override", "t"], 0),
+        (["eval", "reward", "rm", "--data", "mixed", "--split", "test", "--override", "t"], 0),
+        (["export", "--project", "cardio", "--format", "trl", "--out", "out.jsonl"], 0),
+    ]
+    for args, expect in steps:
+        if expect is None:  # passes or fails on the data's merits; either way no traceback
+            result = subprocess.run(
+                [sys.executable, "-m", "tutelage", *args],
+                cwd=work,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "TUTELAGE_DB": store_url},
+                timeout=1200,
+            )
+            assert result.returncode in (0, 1) and "Traceback" not in result.stderr
+            continue
+        tutelage(args, cwd=work, db=store_url, expect=expect)
+    shown = tutelage(["datasets", "show", "mixed", "--json"], cwd=work, db=store_url)
+    manifest = json.loads(shown.stdout)
+    assert sum(manifest["counts"]["by_split"].values()) == 12
+    assert manifest["judges"]["experts"] == 2 and manifest["judges"]["named_sources"] == ["seed"]

@@ -73,13 +73,13 @@ def test_generate_command_against_a_server(tmp_path: Path, serve: Any) -> None: 
     result = subprocess.run(
         [sys.executable, "-m", "tutelage", "generate", "--project", "p", "--n", "2",
          "--model", f"{server.url}/v1#echo-2", "--db", db],
-        capture_output=True, text=True, env=dict(os.environ), timeout=120,
+        capture_output=True, text=True, env=dict(os.environ), timeout=600,
     )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     assert "added 5 completions from 'echo-2' to 3 prompts" in result.stdout
     unknown = subprocess.run(
         [sys.executable, "-m", "tutelage", "generate", "--project", "nope", "--db", db],
-        capture_output=True, text=True, env=dict(os.environ), timeout=120,
+        capture_output=True, text=True, env=dict(os.environ), timeout=600,
     )  # fmt: skip
     assert unknown.returncode == 1 and "no project named 'nope'" in unknown.stderr

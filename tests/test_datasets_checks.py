@@ -253,7 +253,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env=dict(os.environ),
-        timeout=300,
+        timeout=1200,  # generous: a machine four times slower still finishes
     )
 
 

@@ -22,7 +22,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        timeout=300,
+        timeout=1200,  # generous: a machine four times slower still finishes
     )
 
 

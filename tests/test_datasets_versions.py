@@ -31,9 +31,9 @@ from tutelage.formats import write_file
 from tutelage.formats.trl import parse_trl
 from tutelage.interchange import import_file
 from tutelage.quality.persist import analyse_project
-from tutelage.records import TaskKind
+from tutelage.records import Project, TaskKind
 from tutelage.store import Store
-from tutelage.store.projects import get_project
+from tutelage.store.projects import create_project, get_project
 from tutelage.workspace.items import build_items
 from workspace_fixtures import make_world
 
@@ -298,8 +298,14 @@ def test_bad_input_is_refused_clearly(store: Store, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="unknown consensus method"):
         SnapshotSettings(consensus="vote")
     make_world(store, tmp_path)
-    with pytest.raises(DatasetError, match="no consensus labels yet"):
-        snapshot(store, project="cardio", name="v1", settings=SnapshotSettings(), actor="t")
+    # Never analysed: the labels are computed for the snapshot (the imported pairs' own).
+    first = snapshot(store, project="cardio", name="v1", settings=SnapshotSettings(), actor="t")
+    assert first.manifest["consensus"]["labels"] == "computed at snapshot"
+    assert first.manifest["counts"]["records"] == 6
+    with store.session() as session:
+        create_project(session, project=Project(name="judged-nothing"))
+    with pytest.raises(DatasetError, match=r"no preference records to snapshot$"):
+        snapshot(store, project="judged-nothing", name="v2", settings=SnapshotSettings(), actor="t")
     with store.session() as session, pytest.raises(DatasetError, match="no dataset version"):
         open_version(session, ref="missing")
     with pytest.raises(DatasetError, match="invalid version name"):

@@ -132,6 +132,9 @@ class EchoServer:
     numbered: bool = False  # append " #i" so the n answers to one prompt differ
     fail_status: int | None = None
     delays: dict[str, float] = field(default_factory=dict)
+    # Hold each request until this many were in flight at once (0: never), so that a
+    # concurrency test does not depend on how fast the machine starts the client's threads.
+    hold_until_in_flight: int = 0
     models: list[str] = field(default_factory=lambda: ["echo-1", "echo-2"])
     requests: list[dict[str, Any]] = field(default_factory=list)
     authorizations: list[str | None] = field(default_factory=list)
@@ -139,6 +142,7 @@ class EchoServer:
     url: str = ""
     _in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _arrived: threading.Condition = field(default_factory=threading.Condition)
 
     def answer(self, path: str, body: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
         if self.fail_status is not None:
@@ -148,6 +152,10 @@ class EchoServer:
         if path != "/v1/chat/completions" or body is None:
             return 404, {"detail": f"no route {path}"}
         last = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+        with self._arrived:
+            self._arrived.wait_for(
+                lambda: self.max_in_flight >= self.hold_until_in_flight, timeout=120
+            )
         time.sleep(self.delays.get(last, 0.0))
         count = body.get("n", 1) if self.honour_n else 1
         choices = [
@@ -170,6 +178,8 @@ def _handler(server: EchoServer) -> type[BaseHTTPRequestHandler]:
             with server._lock:
                 server._in_flight += 1
                 server.max_in_flight = max(server.max_in_flight, server._in_flight)
+                with server._arrived:
+                    server._arrived.notify_all()
                 if body is not None:
                     server.requests.append(body)
                 server.authorizations.append(self.headers.get("Authorization"))
@@ -253,7 +263,7 @@ def test_openai_backend_sends_the_request_and_reads_the_choices(serve: Any) -> N
 def test_prompts_run_concurrently_and_come_back_in_order(serve: Any) -> None:
     words = [f"prompt {i}" for i in range(6)]
     # The first prompts answer last: order must come from the prompts, not the clock.
-    server = serve(delays={w: 0.3 - 0.05 * i for i, w in enumerate(words)})
+    server = serve(delays={w: 0.3 - 0.05 * i for i, w in enumerate(words)}, hold_until_in_flight=3)
     backend = OpenAIBackend(server.url, "echo-1", concurrency=3)
     results = backend.generate([ask(w) for w in words])
     assert texts(results) == [[w[::-1]] for w in words]

@@ -152,6 +152,19 @@ def test_no_judgments_at_all() -> None:
     json.dumps(result.to_json(), allow_nan=False)
 
 
+@pytest.mark.parametrize("method", ["dawid_skene", "majority"])
+def test_every_judge_excluded_leaves_no_consensus_but_a_row_for_each(method: str) -> None:
+    comparisons = project(items=20)
+    everyone = frozenset(comparisons["worker"].unique())
+
+    result = analyse(comparisons, excluded=everyone, method=method, bootstrap=20)
+
+    assert result.consensus == []
+    assert {e.worker for e in result.experts} == everyone
+    assert all(e.consensus_agreement is None for e in result.experts)
+    json.dumps(result.to_json(), allow_nan=False)
+
+
 def test_public_names_exist() -> None:
     assert tutelage.quality.__all__
     for name in tutelage.quality.__all__:

@@ -30,7 +30,7 @@ def _free_port() -> int:
 
 
 def _wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # worker processes start slowly on a busy machine
     while time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()
         try:

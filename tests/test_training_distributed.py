@@ -62,7 +62,7 @@ def launch(processes: int, *args: str, cpu: bool = True) -> subprocess.Completed
         assert torchrun is not None
         launcher = [torchrun, "--nproc_per_node=1", f"--master_port={free_port()}"]
     command = [*launcher, "-m", "tutelage", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=1800)
 
 
 def test_two_processes_train_one_reward_model_and_one_writes_it(
@@ -166,7 +166,7 @@ def test_a_reward_model_scores_on_the_gpu_as_on_the_cpu(tmp_path: Path) -> None:
         f"load_pairs({str(tmp_path / 'pairs.jsonl')!r}).pairs)))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=1200,
         env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

@@ -107,7 +107,7 @@ def server_url(demo_store: Store) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 120  # a busy machine starts it slowly
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
@@ -177,7 +177,7 @@ def page(
 
     context.route("**/*", only_the_test_server)
     tab = context.new_page()
-    tab.set_default_timeout(10_000)
+    tab.set_default_timeout(60_000)  # waits end when the page is ready, not at this
     tab.on("console", console)
     tab.on("pageerror", script_error)
     yield tab

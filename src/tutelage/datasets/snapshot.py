@@ -2,13 +2,14 @@
 
 Which labels a preference version uses:
 
-- the labels stored by the last quality analysis (`consensus_labels`), when
-  `consensus` is the project's method (or not given), `exclude_flagged` is off and no
-  stored label rests on a judgment of an expert excluded since;
-- otherwise the labels are computed now with the quality library (`analyse`), not
-  stored: with the asked method, leaving out excluded experts always, and with
-  `exclude_flagged` also the experts the analysis flags (a first analysis finds them,
-  a second computes consensus without them). Adjudications win either way.
+- the labels stored by the last quality analysis (`consensus_labels`), when there are
+  some, `consensus` is the project's method (or not given), `exclude_flagged` is off
+  and no stored label rests on a judgment of an expert excluded since;
+- otherwise (a project never analysed too) the labels are computed now with the
+  quality library (`analyse`), not stored: with the asked method, leaving out excluded
+  experts always, and with `exclude_flagged` also the experts the analysis flags (a
+  first analysis finds them, a second computes consensus without them).
+  Adjudications win either way.
 
 Items labelled tie or both_bad have no chosen answer: they are counted in the
 manifest (`counts.left_out`) and left out, as are labels below `min_confidence`.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tutelage.datasets.licence import version_licence
@@ -183,13 +184,8 @@ def _preference(
             ).all()
             stale = any(f"expert:{e}" in excluded for e in experts if e is not None)
     flagged: list[str] = []
-    if asked == project.consensus_method and not settings.exclude_flagged and not stale:
-        if not stored:
-            raise DatasetError(
-                f"project {project.name!r} has no consensus labels yet: run "
-                f"`tutelage quality report --project {project.name}` first, or pass "
-                "--consensus to compute them for this snapshot"
-            )
+    use_stored = stored and not stale and not settings.exclude_flagged
+    if asked == project.consensus_method and use_stored:
         labels = [
             _Label(
                 r.item_id,
@@ -427,6 +423,23 @@ def _sources(
     return sources, judges
 
 
+def _what_it_has(store: Store, project_id: int, kind: str) -> str:
+    """A hint for an empty snapshot: the kinds of version the project's judgments make."""
+    tables = {"preference": ComparisonRow, "sft": RewriteRow, "ratings": RatingRow}
+    with store.session() as session:
+        counts = {
+            name: int(
+                session.scalar(select(func.count(table.id)).where(table.project_id == project_id))
+                or 0
+            )
+            for name, table in tables.items()
+        }
+    others = [name for name, count in counts.items() if count and name != kind]
+    if counts[kind] or not others:
+        return ""
+    return f"; it has {' and '.join(others)} judgments: try --kind {others[0]}"
+
+
 def _chunks(values: list[int], size: int = 5000) -> list[list[int]]:
     return [values[i : i + size] for i in range(0, len(values), size)] or []
 
@@ -476,6 +489,7 @@ def snapshot(
         raise DatasetError(
             f"project {project!r} has no {settings.kind} records to snapshot"
             + (f" (left out: {reasons})" if reasons else "")
+            + _what_it_has(store, project_row.id, settings.kind)
         )
     say("splitting")
     frame = pd.DataFrame(gathered.rows)

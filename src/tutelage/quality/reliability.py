@@ -165,6 +165,8 @@ def _leave_one_out(
     position = consensus.posterior.index.get_indexer(rows["item"])
     usable = included & (position >= 0) & (given >= 0)
     n_items = len(consensus.posterior)
+    if n_items == 0:  # every judgment left out (e.g. the only expert excluded)
+        return np.zeros((len(rows), len(LABELS)))
     if consensus.confusion is None:
         own = np.zeros((len(rows), len(LABELS)))
         own[np.flatnonzero(usable), given[usable]] = 1.0

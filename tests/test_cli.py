@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import typer
 
@@ -118,13 +122,58 @@ def test_skip_invalid_reports_the_reasons(tmp_path: Path) -> None:
     assert "chosen and rejected are identical" in result.stdout
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_login_page(url: str, process: subprocess.Popen[str]) -> None:
+    """Wait until the server answers (however slow the machine), or the process ends."""
+    while process.poll() is None:
+        try:
+            if httpx.get(f"{url}/login", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"the demo ended before serving:\n{process.communicate()}")
+
+
 @pytest.mark.slow
-def test_demo_runs_and_is_idempotent(tmp_path: Path) -> None:
+def test_demo_serves_while_it_sets_up_and_is_idempotent(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'demo.db'}"
-    first = run("demo", "--max-new-tokens", "16", "--no-serve", "--db", db)
-    assert first.returncode == 0, first.stderr
-    assert "created" in first.stdout
-    assert "smollm2-135m-instruct:" in first.stdout  # a generated answer is shown
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    errors = (tmp_path / "demo.err").open("w+")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "tutelage", "demo", "--max-new-tokens", "16", "--db", db,
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=errors, text=True, env=dict(os.environ),
+    )  # fmt: skip
+    shown = []
+    try:
+        _wait_for_login_page(url, demo)
+        # The printed admin signs in while the candidates are still being made.
+        signed_in = httpx.post(
+            f"{url}/api/v1/auth/login",
+            json={"email": "admin@demo.tutelage", "password": "demo-admin-password"},
+            timeout=60,
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        assert demo.stdout is not None
+        for line in demo.stdout:  # then it finishes setting up, and keeps serving
+            shown.append(line)
+            if line.startswith("ready:"):
+                break
+        assert httpx.get(f"{url}/login", timeout=60).status_code == 200
+    finally:
+        demo.send_signal(signal.SIGINT)  # Ctrl-C
+        demo.communicate(timeout=600)
+    errors.seek(0)
+    err = errors.read()
+    assert demo.returncode == 0, err
+    assert "Traceback" not in err
+    assert any(line.startswith("smollm2-135m-instruct:") for line in shown)  # an answer
     with open_store(db).session() as session:
         summary = project_summary(session, name="demo")
     # The 12 sample pairs, and five simulated experts' judgments of its 44 comparison items.
@@ -132,9 +181,18 @@ def test_demo_runs_and_is_idempotent(tmp_path: Path) -> None:
     assert summary.prompts_with_fewer_than_two_completions == 0
     second = run("demo", "--max-new-tokens", "16", "--no-serve", "--db", db)
     assert second.returncode == 0, second.stderr
-    assert "exists already" in second.stdout
+    assert "exists already" in second.stdout and "generated" not in second.stdout
     with open_store(db).session() as session:
         assert project_summary(session, name="demo") == summary
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", port))
+    taken.listen()
+    try:
+        busy = run("serve", "--port", str(port), "--db", db)
+    finally:
+        taken.close()
+    assert busy.returncode == 1 and "Traceback" not in busy.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr
 
     report = run("quality", "report", "--project", "demo", "--json", "--bootstrap", "0", "--db", db)
     assert report.returncode == 0, report.stderr

@@ -3,12 +3,66 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 
 from tutelage.cli.options import DbOption
-from tutelage.store import open_store
+from tutelage.store import Store, open_store
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from tutelage.web import ServerSettings
+
+__all__ = ["listen", "serve_command", "serve_in_background"]
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, for the server to accept on; a port that is taken is
+    one clear line and exit 1, not uvicorn's traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(another server there? pass --port)",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+    return listener
+
+
+def _server(store: Store, settings: ServerSettings, access_log: bool) -> uvicorn.Server:
+    import uvicorn
+
+    from tutelage.web import create_app
+
+    app = create_app(store, settings, freeze_startup=True)
+    return uvicorn.Server(uvicorn.Config(app, access_log=access_log, log_level="info"))
+
+
+def serve_in_background(
+    store: Store, settings: ServerSettings, listener: socket.socket
+) -> tuple[Any, threading.Thread]:
+    """Serve in a thread of this process (the demo works meanwhile); returns the server,
+    whose `should_exit` stops it, and its thread, once it accepts connections."""
+    server = _server(store, settings, access_log=False)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    while not server.started:  # uvicorn says when it listens; a failed start ends the thread
+        if not thread.is_alive():
+            raise typer.Exit(1)
+        time.sleep(0.02)
+    return server, thread
 
 
 def serve_command(
@@ -37,11 +91,12 @@ def serve_command(
     # Imported here so that other commands work without the server extras installed.
     import uvicorn
 
-    from tutelage.web import ServerSettings, create_app
+    from tutelage.web import ServerSettings
 
     settings = ServerSettings(host=host, port=port)
     if db:
         settings = settings.model_copy(update={"db": db})
+    listener = listen(host, port)  # before the store, so a taken port costs nothing
     store = open_store(settings.db)
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.secure_cookies:
         typer.echo(
@@ -50,6 +105,7 @@ def serve_command(
             err=True,
         )
     if workers > 1:
+        listener.close()  # uvicorn's supervisor binds it for its workers
         store.close()  # each worker opens its own, from the settings passed down here
         os.environ["TUTELAGE_DB"] = settings.db
         uvicorn.run(
@@ -62,11 +118,7 @@ def serve_command(
         )
         return
     try:
-        uvicorn.run(
-            create_app(store, settings, freeze_startup=True),
-            host=host,
-            port=port,
-            access_log=access_log,
-        )
+        _server(store, settings, access_log).run(sockets=[listener])
     finally:
+        listener.close()
         store.close()

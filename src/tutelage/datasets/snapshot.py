@@ -425,14 +425,14 @@ def _sources(
 
 def _what_it_has(store: Store, project_id: int, kind: str) -> str:
     """A hint for an empty snapshot: the kinds of version the project's judgments make."""
-    tables = {"preference": ComparisonRow, "sft": RewriteRow, "ratings": RatingRow}
     with store.session() as session:
         counts = {
-            name: int(
-                session.scalar(select(func.count(table.id)).where(table.project_id == project_id))
-                or 0
+            name: int(session.scalar(select(func.count(id_)).where(project_ == project_id)) or 0)
+            for name, id_, project_ in (
+                ("preference", ComparisonRow.id, ComparisonRow.project_id),
+                ("sft", RewriteRow.id, RewriteRow.project_id),
+                ("ratings", RatingRow.id, RatingRow.project_id),
             )
-            for name, table in tables.items()
         }
     others = [name for name, count in counts.items() if count and name != kind]
     if counts[kind] or not others:

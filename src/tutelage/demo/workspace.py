@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +21,7 @@ from tutelage.demo import DEMO_PROJECT
 from tutelage.records import TaskKind
 from tutelage.store import Store
 from tutelage.store.projects import apply_project, get_project
+from tutelage.store.quality_tables import ConsensusLabelRow
 from tutelage.store.tables import ComparisonRow, UserRow
 from tutelage.store.workspace_tables import ItemRow
 from tutelage.workspace.accounts import Actor, create_user
@@ -34,6 +36,8 @@ __all__ = [
     "SIMULATED_EXPERTS",
     "DemoLogin",
     "SimulatedExpert",
+    "seed_items",
+    "seed_people",
     "seed_simulated_experts",
     "seed_workspace",
 ]
@@ -119,7 +123,8 @@ def seed_workspace(
 ) -> tuple[DemoLogin, ...]:
     """Give the demo project people, settings and items, and (`simulated`) the simulated
     experts' judgments with their consensus; later calls change nothing."""
-    _seed_people_and_items(store, redteam_slots=redteam_slots)
+    seed_people(store)
+    seed_items(store, redteam_slots=redteam_slots)
     if simulated:
         seed_simulated_experts(store)
     return DEMO_LOGINS
@@ -132,7 +137,8 @@ def _admin(session: Session) -> Actor:
     return Actor(user_id=user.id, handle=user.handle, role="admin", expertise=frozenset())
 
 
-def _seed_people_and_items(store: Store, *, redteam_slots: int) -> None:
+def seed_people(store: Store) -> tuple[DemoLogin, ...]:
+    """The demo's admin, reviewer and expert, members of the demo project (once)."""
     with store.session() as session:
         project = get_project(session, name=DEMO_PROJECT.name)
         for login in DEMO_LOGINS:
@@ -149,34 +155,66 @@ def _seed_people_and_items(store: Store, *, redteam_slots: int) -> None:
         admin = _admin(session)
         for login in DEMO_LOGINS[1:]:  # a member already stays one, unrecorded
             add_member(session, actor=admin, project_id=project.id, handle=login.handle)
+    return DEMO_LOGINS
+
+
+def seed_items(store: Store, *, redteam_slots: int = 2) -> int:
+    """Set the demo project up for every task kind and build its items, once (one
+    transaction); returns how many items were built (0 when there were some already)."""
+    with store.session() as session:
+        project = get_project(session, name=DEMO_PROJECT.name)
+        admin = _admin(session)
         if session.scalar(select(func.count(ItemRow.id)).where(ItemRow.project_id == project.id)):
-            return
+            return 0
         apply_project(project, DEMO_PROJECT.model_copy(update=WORKSPACE_SETTINGS))
         for purpose in ("qualification", "gold"):
             mark_known_answers(
                 session, project_id=project.id, purpose=purpose, count=2, actor_id=admin.user_id
             )
-        build_items(
+        built = build_items(
             session,
             project_id=project.id,
             kinds=tuple(TaskKind),
             actor_id=admin.user_id,
             redteam_slots=redteam_slots,
         )
+    return sum(built.created.values())
 
 
-def seed_simulated_experts(store: Store, *, seed: int = 0) -> int:
+def seed_simulated_experts(
+    store: Store, *, seed: int = 0, on_expert: Callable[[str], None] | None = None
+) -> int:
     """Let the simulated experts judge every comparison item through the real queue, then
     compute and store the consensus; returns how many judgments they made (0 when they
-    exist already)."""
+    exist already).
+
+    Each expert's account and judgments are one transaction, so an interrupted run
+    (Ctrl-C while the demo serves) resumes with the experts that are missing.
+    """
     with store.session() as session:
         project_id = get_project(session, name=DEMO_PROJECT.name).id
-        first = SIMULATED_EXPERTS[0].handle
-        if session.scalar(select(UserRow.id).where(UserRow.handle == first)) is not None:
-            return 0
         admin = _admin(session)
-        actors = []
-        for expert in SIMULATED_EXPERTS:
+        existing = set(
+            session.scalars(
+                select(UserRow.handle).where(
+                    UserRow.handle.in_([e.handle for e in SIMULATED_EXPERTS])
+                )
+            )
+        )
+        truth = _truths(session, project_id, random.Random(f"{seed}-truth"))
+        to_judge = len([item for item, purpose in truth.values() if purpose == "task"])
+        stored = session.scalar(
+            select(func.count(ConsensusLabelRow.id)).where(
+                ConsensusLabelRow.project_id == project_id
+            )
+        )
+    made = 0
+    for expert in SIMULATED_EXPERTS:
+        if expert.handle in existing:
+            continue
+        if on_expert is not None:
+            on_expert(expert.handle)
+        with store.session() as session:
             user = create_user(
                 session,
                 email=f"{expert.handle}@demo.tutelage",
@@ -192,16 +230,11 @@ def seed_simulated_experts(store: Store, *, seed: int = 0) -> int:
             )
             add_member(session, actor=admin, project_id=project_id, handle=expert.handle)
             accept_nda(session, actor=actor, project_id=project_id)
-            actors.append(actor)
-        truth = _truths(session, project_id, random.Random(f"{seed}-truth"))
-        to_judge = len([item for item, purpose in truth.values() if purpose == "task"])
-    made = 0
-    for expert, actor in zip(SIMULATED_EXPERTS, actors, strict=True):
-        with store.session() as session:  # one transaction per expert
             made += _judge(session, expert, actor, project_id, truth, to_judge, seed)
-    from tutelage.quality.persist import analyse_project  # the statistics load in seconds
+    if made or not stored:
+        from tutelage.quality.persist import analyse_project  # the statistics load in seconds
 
-    analyse_project(store, project=DEMO_PROJECT.name, bootstrap=0, save=True)
+        analyse_project(store, project=DEMO_PROJECT.name, bootstrap=0, save=True)
     return made
 
 

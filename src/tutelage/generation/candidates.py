@@ -70,6 +70,8 @@ def add_candidates(
     report = CandidateReport(prompts=len(needed))
     for start in range(0, len(needed), batch_size):
         batch = needed[start : start + batch_size]
+        # Read, generate, then write: a session holds SQLite's writer from its start, and
+        # the experts' submits must not wait while a model writes answers.
         with store.session() as session:
             project_id = get_project(session, name=project).id
             messages: dict[int, list[Any]] = dict(
@@ -79,16 +81,17 @@ def add_candidates(
                     )
                 ).all()
             )
-            prompts = [prompt_record(messages[prompt_id]) for prompt_id, _ in batch]
-            most = max(missing for _, missing in batch)
-            batch_seed = None if seed is None else seed + start
-            outputs = backend.generate(
-                prompts,
-                n=most,
-                temperature=temperature,
-                max_new_tokens=max_new_tokens,
-                seed=batch_seed,
-            )
+        prompts = [prompt_record(messages[prompt_id]) for prompt_id, _ in batch]
+        most = max(missing for _, missing in batch)
+        batch_seed = None if seed is None else seed + start
+        outputs = backend.generate(
+            prompts,
+            n=most,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            seed=batch_seed,
+        )
+        with store.session() as session:
             writer = RecordWriter(session, project_id=project_id)
             for (prompt_id, missing), completions in zip(batch, outputs, strict=True):
                 for completion in completions[:missing]:

@@ -12,13 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from tutelage.quality.analysis import QualityAnalysis, analyse
-from tutelage.quality.consensus import ConsensusLabel
 from tutelage.quality.decisions import item_judgment_ids
 from tutelage.quality.load import (
     ProjectJudgments,
@@ -32,6 +30,10 @@ from tutelage.store.quality_tables import AdjudicationRow, ConsensusLabelRow
 from tutelage.store.tables import ComparisonRow, CompletionRow, ProjectRow, PromptRow
 from tutelage.store.workspace_tables import ItemRow
 from tutelage.workspace.errors import NotFound
+
+if TYPE_CHECKING:  # the statistics stack loads only when a project is analysed
+    from tutelage.quality.analysis import QualityAnalysis
+    from tutelage.quality.consensus import ConsensusLabel
 
 __all__ = [
     "BlindJudgment",
@@ -68,6 +70,8 @@ def analyse_project(
 ) -> ProjectQuality:
     """Load the project's judgments, analyse them with its consensus method, and (when
     `save`) store the consensus labels."""
+    from tutelage.quality.analysis import analyse
+
     say = progress or (lambda _message: None)
     seconds: dict[str, float] = {}
     started = time.perf_counter()

@@ -13,15 +13,17 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from tutelage.quality.agreement import Statistic
-from tutelage.quality.consensus import ConsensusLabel
 from tutelage.quality.load import ProjectJudgments
 from tutelage.quality.persist import ProjectQuality
+
+if TYPE_CHECKING:  # the statistics stack loads only when a project is analysed
+    from tutelage.quality.agreement import Statistic
+    from tutelage.quality.consensus import ConsensusLabel
 
 __all__ = [
     "HEATMAP",

@@ -22,9 +22,6 @@ from sqlalchemy.orm import Session
 
 from tutelage.datasets import DatasetError, DatasetEvent, DatasetVersion, events, list_versions
 from tutelage.datasets import open_version as _open_version
-from tutelage.datasets.card import write_card
-from tutelage.datasets.checks import run_checks
-from tutelage.datasets.diff import diff_versions
 from tutelage.store.tables import ProjectRow
 from tutelage.web.deps import AdminActor, DbSession, get_store
 from tutelage.web.pages import render
@@ -148,6 +145,8 @@ def version_page(name: str, request: Request, actor: LongRunningAdmin) -> HTMLRe
     diff_error = ""
     if parent is not None:
         try:
+            from tutelage.datasets.diff import diff_versions  # pandas, only when shown
+
             found = diff_versions(parent, version).to_json()
             diff = {
                 "counts": found["counts"],
@@ -188,6 +187,8 @@ def card_page(name: str, request: Request, actor: LongRunningAdmin) -> HTMLRespo
     with store.session() as session:
         version = _open(session, name)
     with tempfile.TemporaryDirectory(prefix="tutelage-card-") as folder:
+        from tutelage.datasets.card import write_card
+
         write_card(store, version=version, out=Path(folder))
         page = (Path(folder) / "card.html").read_text(encoding="utf-8")
     link = '<link rel="stylesheet" href="/admin/dataset-card.css">'
@@ -206,6 +207,8 @@ def check_form(name: str, request: Request, actor: LongRunningAdmin) -> Redirect
     with store.session() as session:
         version = _open(session, name)
     try:
+        from tutelage.datasets.checks import run_checks
+
         report = run_checks(store, version=version, actor=f"web:{actor.handle}")
         message = (
             "Checked: passed."

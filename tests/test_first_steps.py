@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import HH_RLHF
 from quality_fixtures import judge
 from tutelage.store import open_store
 from tutelage.store.workspace_tables import ItemRow
@@ -67,7 +66,7 @@ def test_the_readme_first_steps_run_as_written(
     ran = []
     for words, expect in first_steps():
         assert words[0] == "tutelage", words
-        args = [str(HH_RLHF) if w.startswith("../shared/") else w for w in words[1:]]
+        args = [str(hh_rlhf) if w.startswith("../shared/") else w for w in words[1:]]
         args += SHORTER.get(tuple(args[:2]), [])  # type: ignore[arg-type]
         tutelage(args, cwd=work, db=store_url, expect=expect)
         ran.append(" ".join(words[1:3]))

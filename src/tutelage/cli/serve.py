@@ -41,13 +41,15 @@ def listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-def _server(store: Store, settings: ServerSettings, access_log: bool) -> uvicorn.Server:
+def _server(
+    store: Store, settings: ServerSettings, access_log: bool, log_level: str = "info"
+) -> uvicorn.Server:
     import uvicorn
 
     from tutelage.web import create_app
 
     app = create_app(store, settings, freeze_startup=True)
-    return uvicorn.Server(uvicorn.Config(app, access_log=access_log, log_level="info"))
+    return uvicorn.Server(uvicorn.Config(app, access_log=access_log, log_level=log_level))
 
 
 def serve_in_background(
@@ -55,7 +57,7 @@ def serve_in_background(
 ) -> tuple[Any, threading.Thread]:
     """Serve in a thread of this process (the demo works meanwhile); returns the server,
     whose `should_exit` stops it, and its thread, once it accepts connections."""
-    server = _server(store, settings, access_log=False)
+    server = _server(store, settings, access_log=False, log_level="warning")  # it says itself
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     while not server.started:  # uvicorn says when it listens; a failed start ends the thread

@@ -417,14 +417,19 @@ def _score_one(
     tokenizer, model = _load_for_scoring(model_dir)
     model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     pad = int(tokenizer.pad_token_id)
-    scores: list[tuple[float, float]] = []
+    tokenised = _tokenise(tokenizer, pairs, max_length)
+    encodings = [p.chosen for p in tokenised] + [p.rejected for p in tokenised]
+    # Batches of sequences of like length: padding is computed too, and a batch padded to
+    # its longest member cost twice the real tokens on the HH-RLHF test split.
+    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]["input_ids"]))
+    rewards = [0.0] * len(encodings)
     with torch.no_grad():
-        for start in range(0, len(pairs), batch_size):
-            chunk = _tokenise(tokenizer, pairs[start : start + batch_size], max_length)
-            encodings = [p.chosen for p in chunk] + [p.rejected for p in chunk]
-            rewards = _rewards(model, encodings, pad).float().tolist()
-            scores.extend(zip(rewards[: len(chunk)], rewards[len(chunk) :], strict=True))
-    return scores
+        for start in range(0, len(order), 2 * batch_size):
+            chunk = order[start : start + 2 * batch_size]
+            found = _rewards(model, [encodings[i] for i in chunk], pad).float().tolist()
+            for i, reward in zip(chunk, found, strict=True):
+                rewards[i] = reward
+    return list(zip(rewards[: len(pairs)], rewards[len(pairs) :], strict=True))
 
 
 def score_ensemble(

@@ -152,6 +152,9 @@ def test_demo_serves_while_it_sets_up_and_is_idempotent(tmp_path: Path) -> None:
         [sys.executable, "-m", "tutelage", "demo", "--max-new-tokens", "16", "--db", db,
          "--port", str(port)],
         stdout=subprocess.PIPE, stderr=errors, text=True, env=dict(os.environ),
+        # Ctrl-C must reach it even where this suite runs as a background job, whose
+        # children start with SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     shown = []
     try:

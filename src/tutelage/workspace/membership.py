@@ -21,6 +21,7 @@ from tutelage.workspace import audit
 from tutelage.workspace.accounts import Actor
 from tutelage.workspace.errors import Conflict, NotFound
 from tutelage.workspace.policy import membership, nda_hash, require_admin, visible_project
+from tutelage.workspace.queue import release_leases
 
 __all__ = [
     "accept_nda",
@@ -117,12 +118,17 @@ def remove_member(session: Session, *, actor: Actor, project_id: int, handle: st
             MembershipRow.project_id == project_id, MembershipRow.user_id == user.id
         )
     )
+    # What they held goes back to the queue now, not when its lease would have expired.
+    released = release_leases(
+        session, project_id=project_id, user_id=user.id, reason="removed from the project"
+    )
     audit.record(
         session,
         actor_id=actor.user_id,
         action="member.remove",
         project_id=project_id,
         target=handle,
+        details={"leases_released": released},
     )
 
 

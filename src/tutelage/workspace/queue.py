@@ -30,10 +30,12 @@ from tutelage.workspace.errors import Conflict, NeedsQualification, NotFound, Wo
 from tutelage.workspace.policy import workable_project
 
 __all__ = [
+    "accessible_assignment",
     "next_task",
     "own_assignment",
     "own_assignment_with_item",
     "queue_counts",
+    "release_leases",
     "skip_task",
 ]
 
@@ -296,6 +298,32 @@ def own_assignment(session: Session, *, actor: Actor, assignment_id: int) -> Ass
     return assignment
 
 
+def accessible_assignment(session: Session, *, actor: Actor, assignment_id: int) -> AssignmentRow:
+    """The expert's own assignment, if they may still see its item: member of the project
+    now, its current NDA accepted, the expertise it needs (`workable_project`). Reading
+    and skipping go through this, as submitting does: under NDA, reading is what is
+    guarded, and a removed member or a changed NDA ends it at once."""
+    assignment = own_assignment(session, actor=actor, assignment_id=assignment_id)
+    workable_project(session, actor=actor, project_id=assignment.project_id)
+    return assignment
+
+
+def release_leases(session: Session, *, project_id: int, user_id: int, reason: str) -> int:
+    """Give back to the queue every item `user_id` holds in the project (as expired, with
+    `reason`); returns how many."""
+    held = session.execute(
+        select(AssignmentRow.id, AssignmentRow.item_id).where(
+            AssignmentRow.project_id == project_id,
+            AssignmentRow.user_id == user_id,
+            AssignmentRow.status == "leased",
+        )
+    ).all()
+    now = _now()
+    for assignment_id, item_id in held:
+        _release(session, assignment_id, item_id, status="expired", now=now, reason=reason)
+    return len(held)
+
+
 _WITH_ITEM = (
     select(AssignmentRow, ItemRow)
     .join(ItemRow, ItemRow.id == AssignmentRow.item_id)
@@ -318,7 +346,7 @@ def skip_task(session: Session, *, actor: Actor, assignment_id: int, reason: str
     reason = reason.strip()
     if not reason:
         raise WorkspaceError("say why you skip this item", code="reason_required")
-    assignment = own_assignment(session, actor=actor, assignment_id=assignment_id)
+    assignment = accessible_assignment(session, actor=actor, assignment_id=assignment_id)
     if assignment.status != "leased":
         raise Conflict(f"this item is {assignment.status} already")
     _release(

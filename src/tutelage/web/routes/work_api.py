@@ -25,8 +25,8 @@ from tutelage.workspace.judging import submit_judgment
 from tutelage.workspace.membership import accept_nda
 from tutelage.workspace.policy import visible_project
 from tutelage.workspace.queue import (
+    accessible_assignment,
     next_task,
-    own_assignment,
     own_assignment_with_item,
     skip_task,
 )
@@ -71,7 +71,7 @@ async def lease_next_task(project_id: int, work: InTransaction) -> Response:
 
 @router.get("/assignments/{assignment_id}")
 def get_assignment(assignment_id: int, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
-    assignment = own_assignment(session, actor=actor, assignment_id=assignment_id)
+    assignment = accessible_assignment(session, actor=actor, assignment_id=assignment_id)
     return {**task_view(session, assignment=assignment).as_json(), "status": assignment.status}
 
 

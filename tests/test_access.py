@@ -1,0 +1,114 @@
+"""Losing access to a project ends access to its items at once, through the real app on
+SQLite and PostgreSQL: every route that shows an item's texts or changes an assignment
+is refused, and nothing of the item is in the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from tutelage.store import Store
+from tutelage.store.projects import project_record
+from tutelage.store.tables import ProjectRow
+from tutelage.store.workspace_tables import AssignmentRow, AuditRow
+from tutelage.web import create_app
+from tutelage.workspace.accounts import create_api_token
+from tutelage.workspace.membership import update_project
+from workspace_fixtures import PASSWORD, World, make_world
+
+TEXTS = ("Question 0?", "Good answer 0.", "Bad answer 0.")
+
+
+@pytest.fixture
+def client(store: Store) -> Iterator[TestClient]:
+    with TestClient(create_app(store), follow_redirects=False) as test_client:
+        yield test_client
+
+
+def bearer(world: World, user_id: int) -> dict[str, str]:
+    with world.store.session() as session:
+        return {"Authorization": f"Bearer {create_api_token(session, user_id=user_id, name='t')}"}
+
+
+def remove_from_project(client: TestClient, world: World, admin: dict[str, str]) -> None:
+    answer = client.delete(
+        f"/api/v1/projects/{world.project_id}/members/{world.experts[0].handle}", headers=admin
+    )
+    assert answer.status_code == 204, answer.text
+
+
+def change_the_nda(client: TestClient, world: World, admin: dict[str, str]) -> None:
+    with world.store.session() as session:
+        row = session.get(ProjectRow, world.project_id)
+        assert row is not None
+        changed = project_record(row).model_copy(update={"nda_text": "Keep even more secret."})
+        update_project(session, actor=world.admin, project_id=world.project_id, project=changed)
+
+
+WAYS: dict[str, Callable[[TestClient, World, dict[str, str]], None]] = {
+    "removed from the project": remove_from_project,
+    "NDA changed": change_the_nda,
+}
+
+
+@pytest.mark.parametrize("way", list(WAYS))
+def test_losing_access_ends_every_read_and_change_of_a_held_item(
+    store: Store, tmp_path: Path, client: TestClient, way: str
+) -> None:
+    world = make_world(store, tmp_path, pairs=1, experts=2, overlap=1)
+    expert = bearer(world, world.experts[0].user_id)
+    admin = bearer(world, world.admin.user_id)
+    leased = client.post(f"/api/v1/projects/{world.project_id}/next", headers=expert)
+    assert leased.status_code == 200, leased.text
+    held = leased.json()["assignment_id"]
+    assert client.get(f"/api/v1/assignments/{held}", headers=expert).status_code == 200
+    page = TestClient(client.app, follow_redirects=False)
+    signed_in = page.post(
+        "/api/v1/auth/login", json={"email": "expert0@example.org", "password": PASSWORD}
+    )
+    assert signed_in.status_code == 200
+    assert TEXTS[0] in page.get(f"/projects/{world.project_id}/work").text
+
+    WAYS[way](client, world, admin)
+
+    answers = {
+        "read": client.get(f"/api/v1/assignments/{held}", headers=expert),
+        "skip": client.post(
+            f"/api/v1/assignments/{held}/skip", headers=expert, json={"reason": "done with it"}
+        ),
+        "submit": client.post(
+            f"/api/v1/assignments/{held}/judgment",
+            headers={**expert, "Idempotency-Key": "k-1"},
+            json={"kind": "comparison", "choice": "a"},
+        ),
+        "next": client.post(f"/api/v1/projects/{world.project_id}/next", headers=expert),
+        "work page": page.get(f"/projects/{world.project_id}/work"),
+    }
+    for route, answer in answers.items():
+        refused = answer.status_code in (403, 404) or (
+            route == "work page" and answer.status_code == 303  # to the NDA page
+        )
+        assert refused, f"{way}: {route} answered {answer.status_code}"
+        for text in TEXTS:
+            assert text not in answer.text, f"{way}: {route} shows {text!r}"
+    with store.session() as session:
+        assignment = session.get(AssignmentRow, held)
+        assert assignment is not None
+        status = assignment.status
+        removals = session.scalars(select(AuditRow).where(AuditRow.action == "member.remove"))
+        released = [row.details["leases_released"] for row in removals]
+    if way == "removed from the project":
+        # What they held went back to the queue at once, and the removal says so.
+        assert status == "expired" and released == [1]
+        other = bearer(world, world.experts[1].user_id)
+        again = client.post(f"/api/v1/projects/{world.project_id}/next", headers=other)
+        assert again.status_code == 200 and TEXTS[0] in again.text
+    else:
+        assert status == "leased"  # frozen until the new NDA is accepted
+        accepted = client.post(f"/api/v1/projects/{world.project_id}/nda", headers=expert)
+        assert accepted.status_code == 204
+        assert client.get(f"/api/v1/assignments/{held}", headers=expert).status_code == 200

@@ -112,3 +112,23 @@ def test_losing_access_ends_every_read_and_change_of_a_held_item(
         accepted = client.post(f"/api/v1/projects/{world.project_id}/nda", headers=expert)
         assert accepted.status_code == 204
         assert client.get(f"/api/v1/assignments/{held}", headers=expert).status_code == 200
+
+
+@pytest.mark.parametrize("bad", ["with\x00nul", "bell\x07", "bidi\u202eeman"])
+def test_names_with_control_characters_are_refused_clearly(
+    store: Store, tmp_path: Path, client: TestClient, bad: str
+) -> None:
+    world = make_world(store, tmp_path, pairs=1)
+    admin = bearer(world, world.admin.user_id)
+    project = client.post("/api/v1/projects", headers=admin, json={"name": bad})
+    assert project.status_code == 422, project.text
+    assert "control characters" in project.text
+    person = client.post(
+        "/api/v1/users",
+        headers=admin,
+        json={"email": "new@example.org", "handle": bad, "password": "a long, fine password"},
+    )
+    assert person.status_code == 422, person.text
+    assert "control characters" in person.json()["message"]
+    with store.session() as session:
+        assert session.scalar(select(ProjectRow.id).where(ProjectRow.name == bad)) is None

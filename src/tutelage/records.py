@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -41,10 +42,21 @@ __all__ = [
     "Strength",
     "TaskKind",
     "content_hash",
+    "refuse_control_characters",
 ]
 
 Role = Literal["system", "user", "assistant"]
 NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+def refuse_control_characters(value: str, what: str) -> str:
+    """`value`, if it holds no control or format character (NUL, escapes, bidi marks):
+    names and identifiers are shown, exported and compared, where such characters break
+    files, terminals and databases (PostgreSQL refuses NUL)."""
+    bad = sorted({f"U+{ord(c):04X}" for c in value if unicodedata.category(c)[0] == "C"})
+    if bad:
+        raise ValueError(f"{what} must not contain control characters ({', '.join(bad)})")
+    return value
 
 
 class _Record(BaseModel):
@@ -128,7 +140,12 @@ class Project(_Record):
     def _name_is_a_slug(cls, value: str) -> str:
         if value != value.strip() or "/" in value:
             raise ValueError("project name must not contain '/' or surrounding spaces")
-        return value
+        return refuse_control_characters(value, "project name")
+
+    @field_validator("domain", "licence", "currency")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return refuse_control_characters(value, "this field")
 
     @model_validator(mode="after")
     def _criteria_are_unique(self) -> Project:

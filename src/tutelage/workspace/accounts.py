@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from tutelage.records import refuse_control_characters
 from tutelage.store import core
 from tutelage.store.tables import ProjectRow, UserRow
 from tutelage.store.workspace_tables import (
@@ -26,7 +27,13 @@ from tutelage.store.workspace_tables import (
     WebSessionRow,
 )
 from tutelage.workspace import audit
-from tutelage.workspace.errors import Conflict, NotFound, Unauthenticated, WorkspaceError
+from tutelage.workspace.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    Unauthenticated,
+    WorkspaceError,
+)
 
 __all__ = [
     "ROLES",
@@ -109,6 +116,11 @@ def create_user(
         raise WorkspaceError(f"role must be one of {', '.join(ROLES)}", code="bad_role")
     if not handle.strip():
         raise WorkspaceError("a handle must not be empty", code="bad_handle")
+    for what, value in (("e-mail", email), ("handle", handle), ("display name", display_name)):
+        try:
+            refuse_control_characters(value, what)
+        except ValueError as exc:
+            raise Invalid(str(exc), code="bad_characters") from None
     _check_password(password)
     taken = session.scalar(
         select(UserRow.id).where((UserRow.email == email) | (UserRow.handle == handle))

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "Conflict",
     "Forbidden",
+    "Invalid",
     "NeedsNda",
     "NeedsQualification",
     "NotFound",
@@ -38,6 +39,12 @@ class NeedsNda(Forbidden):
 
 class NeedsQualification(Forbidden):
     """The expert has not (yet) passed the project's qualification."""
+
+
+class Invalid(WorkspaceError):
+    """A value that can never be right (control characters in a name, say): 422."""
+
+    status = 422
 
 
 class NotFound(WorkspaceError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -49,9 +50,30 @@ def change_the_nda(client: TestClient, world: World, admin: dict[str, str]) -> N
         update_project(session, actor=world.admin, project_id=world.project_id, project=changed)
 
 
-WAYS: dict[str, Callable[[TestClient, World, dict[str, str]], None]] = {
-    "removed from the project": remove_from_project,
-    "NDA changed": change_the_nda,
+def deactivate_the_account(client: TestClient, world: World, admin: dict[str, str]) -> None:
+    answer = client.post(
+        f"/api/v1/users/{world.experts[0].handle}/deactivate",
+        headers=admin,
+        json={"reason": "left the programme"},
+    )
+    assert answer.status_code == 200 and answer.json() == {"leases_released": 1}, answer.text
+
+
+def revoke_the_token(client: TestClient, world: World, admin: dict[str, str]) -> None:
+    tokens = client.get(f"/api/v1/users/{world.experts[0].handle}/tokens", headers=admin)
+    assert tokens.status_code == 200, tokens.text
+    for token in tokens.json():
+        assert client.delete(f"/api/v1/tokens/{token['id']}", headers=admin).status_code == 204
+
+
+Way = Callable[[TestClient, World, dict[str, str]], None]
+# Each way, and whether it ends the expert's API token and their browser session.
+WAYS: dict[str, tuple[Way, bool, bool]] = {
+    "removed from the project": (remove_from_project, True, True),
+    "NDA changed": (change_the_nda, True, True),
+    "account deactivated": (deactivate_the_account, True, True),
+    "token revoked": (revoke_the_token, True, False),
+    "session ended": (lambda client, world, admin: None, False, True),  # logs out below
 }
 
 
@@ -73,24 +95,35 @@ def test_losing_access_ends_every_read_and_change_of_a_held_item(
     assert signed_in.status_code == 200
     assert TEXTS[0] in page.get(f"/projects/{world.project_id}/work").text
 
-    WAYS[way](client, world, admin)
+    lose, token_lost, session_lost = WAYS[way]
+    lose(client, world, admin)
+    if way == "session ended":
+        csrf = signed_in.json()["csrf_token"]
+        assert page.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
 
-    answers = {
-        "read": client.get(f"/api/v1/assignments/{held}", headers=expert),
-        "skip": client.post(
+    routes: dict[str, Callable[[], Any]] = {
+        "read": lambda: client.get(f"/api/v1/assignments/{held}", headers=expert),
+        "skip": lambda: client.post(
             f"/api/v1/assignments/{held}/skip", headers=expert, json={"reason": "done with it"}
         ),
-        "submit": client.post(
+        "submit": lambda: client.post(
             f"/api/v1/assignments/{held}/judgment",
             headers={**expert, "Idempotency-Key": "k-1"},
             json={"kind": "comparison", "choice": "a"},
         ),
-        "next": client.post(f"/api/v1/projects/{world.project_id}/next", headers=expert),
-        "work page": page.get(f"/projects/{world.project_id}/work"),
+        "next": lambda: client.post(f"/api/v1/projects/{world.project_id}/next", headers=expert),
+        "work page": lambda: page.get(f"/projects/{world.project_id}/work"),
     }
-    for route, answer in answers.items():
-        refused = answer.status_code in (403, 404) or (
-            route == "work page" and answer.status_code == 303  # to the NDA page
+    if not token_lost:  # the browser session still works, and only it is tried
+        routes = {"work page": routes["work page"]}
+    if not session_lost:
+        del routes["work page"]
+    for route, call in routes.items():
+        answer = call()
+        refused = answer.status_code in (401, 403, 404) or (
+            route == "work page"
+            and answer.status_code == 303  # to the sign-in or the NDA page
+            and "/work" not in answer.headers["location"]
         )
         assert refused, f"{way}: {route} answered {answer.status_code}"
         for text in TEXTS:
@@ -101,12 +134,19 @@ def test_losing_access_ends_every_read_and_change_of_a_held_item(
         status = assignment.status
         removals = session.scalars(select(AuditRow).where(AuditRow.action == "member.remove"))
         released = [row.details["leases_released"] for row in removals]
-    if way == "removed from the project":
-        # What they held went back to the queue at once, and the removal says so.
-        assert status == "expired" and released == [1]
+        logged = set(session.scalars(select(AuditRow.action)))
+    expected = {"account deactivated": "user.deactivate", "token revoked": "token.revoke"}
+    if way in expected:
+        assert expected[way] in logged, f"{way} is not in the audit log"
+    if way in ("removed from the project", "account deactivated"):
+        # What they held went back to the queue at once, and the log says so.
+        assert status == "expired"
+        assert released == ([1] if way == "removed from the project" else [])
         other = bearer(world, world.experts[1].user_id)
         again = client.post(f"/api/v1/projects/{world.project_id}/next", headers=other)
         assert again.status_code == 200 and TEXTS[0] in again.text
+    elif way != "NDA changed":
+        assert status == "leased"  # theirs still: they may sign in or make a token again
     else:
         assert status == "leased"  # frozen until the new NDA is accepted
         accepted = client.post(f"/api/v1/projects/{world.project_id}/nda", headers=expert)

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from tutelage.cli import app
 from tutelage.store import open_store
 from tutelage.store.projects import project_summary
+from tutelage.workspace.errors import WorkspaceError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -260,3 +261,35 @@ def test_users_create_token_and_list(tmp_path: Path) -> None:
     )  # fmt: skip
     assert refused.returncode == 1 and "at least 10 characters" in refused.stderr
     assert run("users", "token", "nobody", "--db", db).returncode == 1
+
+
+def test_users_deactivate_tokens_and_revoke(tmp_path: Path) -> None:
+    from tutelage.workspace.accounts import user_for_api_token
+
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    secret = tmp_path / "secret"
+    secret.write_text("a long enough password", "utf-8")
+    for handle in ("ada", "bo"):
+        created = run(
+            "users", "create", "--email", f"{handle}@example.org", "--handle", handle,
+            "--password-file", str(secret), "--db", db,
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr
+    first = run("users", "token", "ada", "--name", "laptop", "--db", db).stdout.strip()
+    second = run("users", "token", "bo", "--db", db).stdout.strip()
+    listed = run("users", "tokens", "ada", "--db", db)
+    assert listed.returncode == 0 and "laptop" in listed.stdout and first not in listed.stdout
+    revoked = run("users", "revoke", "1", "--db", db)
+    assert revoked.returncode == 0, revoked.stderr
+    again = run("users", "revoke", "1", "--db", db)
+    assert again.returncode == 1 and "revoked already" in again.stderr
+    gone = run("users", "deactivate", "bo", "--reason", "left", "--db", db)
+    assert gone.returncode == 0, gone.stderr
+    store = open_store(db)
+    with store.session() as session:
+        for token in (first, second):
+            with pytest.raises(WorkspaceError):
+                user_for_api_token(session, token=token)
+    store.close()
+    listing = run("users", "list", "--db", db).stdout
+    assert any(line.split()[:2] == ["│", "bo"] and "no" in line for line in listing.splitlines())

@@ -15,7 +15,9 @@ from tutelage.store import open_store
 from tutelage.store.tables import UserRow
 from tutelage.workspace.accounts import create_api_token, create_user
 
-users_app = typer.Typer(help="Create accounts and API tokens.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Accounts and API tokens: create, list, deactivate, revoke.", no_args_is_help=True
+)
 console = Console(soft_wrap=True)
 
 
@@ -80,3 +82,68 @@ def list_command(db: DbOption = None) -> None:
                 "yes" if user.is_active else "no",
             )  # fmt: skip
     console.print(table)
+
+
+@users_app.command("deactivate")
+def deactivate_command(
+    handle: Annotated[str, typer.Argument(help="Whose account.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+    db: DbOption = None,
+) -> None:
+    """Deactivate an account: no sign-in, its sessions and tokens end now, its items go back."""
+    from tutelage.workspace.revocation import deactivate_user
+
+    store = open_store(db)
+    with store.session() as session:
+        released = deactivate_user(session, actor=None, handle=handle, reason=reason)
+    console.print(
+        f"deactivated {handle!r}: sessions ended, tokens revoked, {released} held items "
+        "given back to the queue",
+        markup=False,
+    )
+
+
+@users_app.command("activate")
+def activate_command(
+    handle: Annotated[str, typer.Argument(help="Whose account.")], db: DbOption = None
+) -> None:
+    """Let a deactivated account sign in again (its old tokens stay revoked)."""
+    from tutelage.workspace.revocation import activate_user
+
+    store = open_store(db)
+    with store.session() as session:
+        activate_user(session, actor=None, handle=handle)
+    console.print(f"activated {handle!r}", markup=False)
+
+
+@users_app.command("tokens")
+def tokens_command(
+    handle: Annotated[str, typer.Argument(help="Whose tokens.")], db: DbOption = None
+) -> None:
+    """List an account's API tokens (never their secrets), newest first."""
+    from tutelage.workspace.revocation import list_tokens
+
+    store = open_store(db)
+    table = Table("id", "name", "created", "last used", "revoked")
+    with store.session() as session:
+        for token in list_tokens(session, actor=None, handle=handle):
+            table.add_row(
+                str(token.id), token.name, f"{token.created_at:%Y-%m-%d %H:%M}",
+                f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "",
+                f"{token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "",
+            )  # fmt: skip
+    console.print(table)
+
+
+@users_app.command("revoke")
+def revoke_command(
+    token_id: Annotated[int, typer.Argument(help="The token's id (`tutelage users tokens`).")],
+    db: DbOption = None,
+) -> None:
+    """Revoke an API token: its next request is refused."""
+    from tutelage.workspace.revocation import revoke_token
+
+    store = open_store(db)
+    with store.session() as session:
+        revoke_token(session, actor=None, token_id=token_id)
+    console.print(f"revoked token {token_id}", markup=False)

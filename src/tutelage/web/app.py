@@ -15,6 +15,7 @@ from tutelage.web.errors import install_error_handlers
 from tutelage.web.headers import SecurityHeadersMiddleware
 from tutelage.web.pages import STATIC_DIR
 from tutelage.web.routes import (
+    access_api,
     admin_api,
     admin_pages,
     auth_api,
@@ -76,6 +77,7 @@ def create_app(
     app.include_router(work_api.router, prefix=API_PREFIX)
     app.include_router(admin_api.router, prefix=API_PREFIX)
     app.include_router(quality_api.router, prefix=API_PREFIX)
+    app.include_router(access_api.router, prefix=API_PREFIX)
     app.include_router(auth_pages.router)
     app.include_router(admin_pages.router)
     app.include_router(quality_pages.router)

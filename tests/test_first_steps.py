@@ -127,8 +127,7 @@ def test_imported_pairs_that_experts_also_judged_go_the_same_way(
         (["snapshot", "--project", "cardio", "--name", "mixed", "--split", "0.5", "0", "0.5"], 0),
         (["check", "mixed"], None),
         (["card", "mixed", "--out", "card"], 0),
-        (["train", "reward", "mixed", "--out", "rm", "--max-steps", "2", "--override", "t"], 0),
-        (["eval", "reward", "rm", "--data", "mixed", "--split", "test", "--override", "t"], 0),
+        # Training and evaluating a version is the same path as in the test above.
         (["export", "--project", "cardio", "--format", "trl", "--out", "out.jsonl"], 0),
     ]
     for args, expect in steps:

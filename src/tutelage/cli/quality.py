@@ -109,7 +109,7 @@ def _print_report(report: dict[str, Any]) -> None:
     console.print(
         f"project {report['project']!r}: {judgments['comparisons']:,} comparisons on "
         f"{units_text(judgments['items'], judgments['pairs_without_item'])} by "
-        f"{judgments['workers']:,} workers; "
+        f"{judgments['workers']:,} {'judge' if judgments['workers'] == 1 else 'judges'}; "
         f"method {report['method']}",
         markup=False,
     )

@@ -248,7 +248,8 @@ def report_html(quality: ProjectQuality, *, images: dict[str, str]) -> str:
         f"<h1>Quality of project {html.escape(judgments.project)}</h1>",
         f"<p class=muted>Computed {quality.computed_at:%Y-%m-%d %H:%M:%S} UTC from "
         f"{len(judgments.comparisons):,} comparisons on "
-        f"{html.escape(units_text(*_units(judgments)))} by {len(names):,} workers; "
+        f"{html.escape(units_text(*_units(judgments)))} by {len(names):,} "
+        f"{'judge' if len(names) == 1 else 'judges'}; "
         f"consensus method <strong>{html.escape(analysis.method)}</strong>.</p>",
     ]
     if judgments.left_out:

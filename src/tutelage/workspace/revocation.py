@@ -18,7 +18,7 @@ from tutelage.store.tables import UserRow
 from tutelage.store.workspace_tables import ApiTokenRow, AssignmentRow, WebSessionRow
 from tutelage.workspace import audit
 from tutelage.workspace.accounts import Actor
-from tutelage.workspace.errors import Conflict, NotFound
+from tutelage.workspace.errors import Conflict, Invalid, NotFound
 from tutelage.workspace.policy import require_admin
 from tutelage.workspace.queue import release_leases
 
@@ -54,6 +54,8 @@ def deactivate_user(session: Session, *, actor: Actor | None, handle: str, reaso
     item they held back in the queue; returns how many items were given back."""
     if actor is not None:
         require_admin(actor)
+    if not reason.strip():
+        raise Invalid("say why the account is deactivated (--reason)", code="reason_required")
     user = _user(session, handle)
     if actor is not None and user.id == actor.user_id:
         raise Conflict("you cannot deactivate your own account")

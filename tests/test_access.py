@@ -145,10 +145,9 @@ def test_losing_access_ends_every_read_and_change_of_a_held_item(
         other = bearer(world, world.experts[1].user_id)
         again = client.post(f"/api/v1/projects/{world.project_id}/next", headers=other)
         assert again.status_code == 200 and TEXTS[0] in again.text
-    elif way != "NDA changed":
-        assert status == "leased"  # theirs still: they may sign in or make a token again
-    else:
-        assert status == "leased"  # frozen until the new NDA is accepted
+    else:  # still theirs: frozen until they accept the new NDA, sign in or make a token
+        assert status == "leased"
+    if way == "NDA changed":
         accepted = client.post(f"/api/v1/projects/{world.project_id}/nda", headers=expert)
         assert accepted.status_code == 204
         assert client.get(f"/api/v1/assignments/{held}", headers=expert).status_code == 200

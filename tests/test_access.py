@@ -95,10 +95,10 @@ def test_losing_access_ends_every_read_and_change_of_a_held_item(
     assert signed_in.status_code == 200
     assert TEXTS[0] in page.get(f"/projects/{world.project_id}/work").text
 
+    csrf = signed_in.json()["csrf_token"]
     lose, token_lost, session_lost = WAYS[way]
     lose(client, world, admin)
     if way == "session ended":
-        csrf = signed_in.json()["csrf_token"]
         assert page.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
 
     routes: dict[str, Callable[[], Any]] = {
@@ -113,15 +113,18 @@ def test_losing_access_ends_every_read_and_change_of_a_held_item(
         ),
         "next": lambda: client.post(f"/api/v1/projects/{world.project_id}/next", headers=expert),
         "work page": lambda: page.get(f"/projects/{world.project_id}/work"),
+        "start": lambda: page.post(f"/projects/{world.project_id}/work", data={"csrf_token": csrf}),
     }
+    pages = ("work page", "start")
     if not token_lost:  # the browser session still works, and only it is tried
-        routes = {"work page": routes["work page"]}
+        routes = {route: routes[route] for route in pages}
     if not session_lost:
-        del routes["work page"]
+        for route in pages:
+            del routes[route]
     for route, call in routes.items():
         answer = call()
         refused = answer.status_code in (401, 403, 404) or (
-            route == "work page"
+            route in pages
             and answer.status_code == 303  # to the sign-in or the NDA page
             and "/work" not in answer.headers["location"]
         )

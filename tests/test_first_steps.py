@@ -19,9 +19,15 @@ from workspace_fixtures import make_world
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = "<!-- first-steps"
-# The only change made to the README's commands: training stops after two steps (the
-# whole run takes minutes; that it trains to a good model is tested elsewhere).
-SHORTER = {("train", "reward"): ["--max-steps", "2"], ("train", "dpo"): ["--max-steps", "2"]}
+# The only change made to the README's commands: training stops after two steps, and
+# training and scoring cut sequences to 128 tokens (the whole run takes minutes; that it
+# trains to a good model is tested elsewhere).
+_SHORT = ["--max-length", "128"]
+SHORTER = {
+    ("train", "reward"): ["--max-steps", "2", *_SHORT],
+    ("train", "dpo"): ["--max-steps", "2", *_SHORT],
+    ("eval", "reward"): _SHORT,
+}
 
 
 def first_steps() -> list[tuple[list[str], int]]:

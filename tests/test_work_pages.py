@@ -75,6 +75,14 @@ class _Page(HTMLParser):
             self.inline_scripts.append(data)
 
 
+def take_next(client: TestClient, project_id: int, csrf: str) -> Any:
+    """Press Start: post for the next item and follow the redirect to the item's page."""
+    answer = client.post(f"/projects/{project_id}/work", data={"csrf_token": csrf})
+    if answer.status_code == 303 and answer.headers["location"].endswith("/work"):
+        return client.get(answer.headers["location"])
+    return answer
+
+
 def all_done(html: str) -> bool:
     """Whether a work page says that nothing is left (rather than showing an item)."""
     return "<h1>All done</h1>" in html and 'id="task-root"' not in html
@@ -106,12 +114,40 @@ def test_the_work_page_needs_the_current_nda_accepted(
         assert session.scalar(select(func.count(NdaAcceptanceRow.id))) == 1
     start = client.get(project)
     assert "Start" in start.text and "I accept" not in start.text
-    page = _Page(client.get(f"{project}/work").text)
+    page = _Page(take_next(client, world.project_id, csrf).text)
     assert page.data["task"]["kind"] == "comparison"
     assert any(
         tag == "article" and attrs.get("data-assignment") == str(page.data["task"]["assignment_id"])
         for tag, attrs in page.tags
     )
+
+
+def test_loading_the_work_page_leases_nothing_until_start_posts(
+    store: Store, tmp_path: Path, client: TestClient
+) -> None:
+    world = make_world(store, tmp_path, pairs=2)
+    csrf = sign_in(client, expert_email())
+    project = f"/projects/{world.project_id}"
+
+    def leases() -> int:
+        with store.session() as session:
+            return session.scalar(select(func.count(AssignmentRow.id))) or 0
+
+    for _ in range(3):  # a prefetching browser, a link checker, a reload
+        loaded = client.get(f"{project}/work")
+        assert loaded.status_code == 303 and loaded.headers["location"] == project
+    assert leases() == 0
+    start = _Page(client.get(project).text)
+    assert ("form", {"method": "post", "action": f"{project}/work", "class": "button-row"}) in (
+        start.tags
+    )
+    assert client.post(f"{project}/work", data={}).status_code == 403  # no CSRF token
+    assert leases() == 0
+
+    held = _Page(take_next(client, world.project_id, csrf).text).data["task"]
+    assert leases() == 1
+    again = _Page(client.get(f"{project}/work").text).data["task"]  # a reload shows the same
+    assert again["assignment_id"] == held["assignment_id"] and leases() == 1
 
 
 def test_a_form_post_without_the_csrf_token_is_refused(
@@ -158,7 +194,7 @@ def test_the_work_page_shows_when_the_qualification_failed_and_when_all_is_done(
     for index, right in ((0, False), (1, True)):
         person = TestClient(client.app, follow_redirects=False)
         csrf = sign_in(person, expert_email(index))
-        while (page := person.get(f"{project}/work")).status_code == 200:
+        while (page := take_next(person, world.project_id, csrf)).status_code == 200:
             if all_done(page.text):
                 break
             task = _Page(page.text).data["task"]
@@ -239,7 +275,7 @@ def test_work_pages_never_show_model_ids(store: Store, client: TestClient) -> No
     kinds_seen: set[str] = set()
     generated_seen = False
     while kinds_seen != {kind.value for kind in TaskKind}:
-        page = client.get(f"/projects/{project_id}/work")
+        page = take_next(client, project_id, csrf)
         assert page.status_code == 200 and not all_done(page.text)
         assert "unknown" not in page.text and GENERATED_MODEL not in page.text
         assert "smollm" not in page.text.lower()
@@ -270,7 +306,7 @@ def test_a_hostile_answer_renders_inert_on_the_work_page(
     csrf = sign_in(client, expert_email())
     kinds_seen = set()
     hostile_pages = 0
-    while (page := client.get(f"/projects/{world.project_id}/work")).status_code == 200:
+    while (page := take_next(client, world.project_id, csrf)).status_code == 200:
         if all_done(page.text):
             break
         html = page.text

@@ -16,6 +16,7 @@ from tutelage.web.headers import SecurityHeadersMiddleware
 from tutelage.web.pages import STATIC_DIR
 from tutelage.web.routes import (
     access_api,
+    account_pages,
     admin_api,
     admin_pages,
     auth_api,
@@ -79,6 +80,7 @@ def create_app(
     app.include_router(quality_api.router, prefix=API_PREFIX)
     app.include_router(access_api.router, prefix=API_PREFIX)
     app.include_router(auth_pages.router)
+    app.include_router(account_pages.router)
     app.include_router(admin_pages.router)
     app.include_router(quality_pages.router)
     app.include_router(dataset_pages.router)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 from tutelage.store import Store
 from tutelage.web.settings import ServerSettings
 from tutelage.workspace.accounts import (
+    SESSION_IDLE_TIMEOUT,
     SESSION_LIFETIME,
     Actor,
     user_for_api_token,
@@ -151,6 +153,7 @@ class Credentials:
     cookie: str | None
     csrf: str | None
     changes_state: bool
+    idle: timedelta = SESSION_IDLE_TIMEOUT  # a browser session's idle timeout
 
     def actor(self, session: Session) -> Actor:
         """Return the signed-in actor; raise Unauthenticated (401) or, for CSRF, Forbidden."""
@@ -158,7 +161,7 @@ class Credentials:
             return user_for_api_token(session, token=self.bearer)
         if not self.cookie:
             raise Unauthenticated("not signed in")
-        actor = user_for_web_session(session, token=self.cookie)
+        actor = user_for_web_session(session, token=self.cookie, idle=self.idle)
         if self.changes_state and not _same(actor.csrf_token, self.csrf):
             raise Forbidden(
                 f"missing or wrong CSRF token: send the {CSRF_FIELD} form field "
@@ -179,6 +182,7 @@ async def request_credentials(
         cookie=cookie,
         csrf=submitted_csrf,
         changes_state=request.method not in _SAFE_METHODS,
+        idle=get_settings(request).session_idle,
     )
 
 
@@ -373,6 +377,7 @@ async def in_transaction(request: Request) -> ActorWork:
         cookie=request.cookies.get(SESSION_COOKIE),
         csrf=await submitted_csrf_token(request),
         changes_state=request.method not in _SAFE_METHODS,
+        idle=get_settings(request).session_idle,
     )
     return ActorWork(request, credentials)
 

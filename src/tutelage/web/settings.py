@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,6 +22,13 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     # True behind HTTPS: browsers then send the session cookie over encrypted connections only.
     secure_cookies: bool = False
+    # A browser session ends this long after its last request (and 7 days after sign-in
+    # however active it is).
+    session_idle_minutes: int = Field(default=240, ge=1, le=7 * 24 * 60)
     # A model string for red-team candidate generation (see `tutelage generate --model`);
     # None switches generation from the workspace off.
     generation_model: str | None = None
+
+    @property
+    def session_idle(self) -> timedelta:
+        return timedelta(minutes=self.session_idle_minutes)

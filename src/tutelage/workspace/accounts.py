@@ -43,7 +43,9 @@ __all__ = [
     "create_api_token",
     "create_user",
     "end_web_session",
+    "end_web_sessions",
     "invite",
+    "sign_out_everywhere",
     "start_web_session",
     "token_hash",
     "user_for_api_token",
@@ -51,7 +53,11 @@ __all__ = [
 ]
 
 ROLES = ("admin", "reviewer", "expert")
-SESSION_LIFETIME = timedelta(days=7)
+SESSION_LIFETIME = timedelta(days=7)  # however active: then sign in again
+SESSION_IDLE_TIMEOUT = timedelta(hours=4)  # the default; `TUTELAGE_SESSION_IDLE_MINUTES`
+# A session's idle deadline moves with its requests, written at most this often: a write on
+# every request would cost more than the request.
+_IDLE_REFRESH = timedelta(seconds=60)
 INVITATION_LIFETIME = timedelta(days=14)
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of a login for an unknown e-mail close to that
@@ -162,16 +168,22 @@ def authenticate(session: Session, *, email: str, password: str) -> UserRow:
     return user
 
 
-def start_web_session(session: Session, *, user: UserRow) -> tuple[str, str]:
-    """Return (cookie token, CSRF token) of a new browser session for `user`."""
+def start_web_session(
+    session: Session, *, user: UserRow, idle: timedelta = SESSION_IDLE_TIMEOUT
+) -> tuple[str, str]:
+    """Return (cookie token, CSRF token) of a new browser session for `user`. Its row's
+    `expires_at` is the idle deadline, which requests move on; `created_at` plus
+    SESSION_LIFETIME is the end however active it is."""
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
     session.add(
         WebSessionRow(
             token_hash=token_hash(token),
             user_id=user.id,
             csrf_token=csrf,
-            expires_at=datetime.now(UTC) + SESSION_LIFETIME,
+            created_at=now,
+            expires_at=now + min(idle, SESSION_LIFETIME),
         )
     )
     return token, csrf
@@ -181,7 +193,13 @@ def start_web_session(session: Session, *, user: UserRow) -> tuple[str, str]:
 # statement costs SQLAlchemy more than SQLite takes to run it.
 _ACTOR_COLUMNS = (UserRow.id, UserRow.handle, UserRow.role, UserRow.expertise, UserRow.is_active)
 _BY_WEB_SESSION = (
-    select(*_ACTOR_COLUMNS, WebSessionRow.csrf_token, WebSessionRow.expires_at)
+    select(
+        *_ACTOR_COLUMNS,
+        WebSessionRow.id,
+        WebSessionRow.csrf_token,
+        WebSessionRow.created_at,
+        WebSessionRow.expires_at,
+    )
     .join(WebSessionRow, WebSessionRow.user_id == UserRow.id)
     .where(WebSessionRow.token_hash == bindparam("token_hash"))
 )
@@ -192,14 +210,30 @@ _BY_API_TOKEN = (
 )
 
 
-def user_for_web_session(session: Session, *, token: str) -> Actor:
+def user_for_web_session(
+    session: Session, *, token: str, idle: timedelta = SESSION_IDLE_TIMEOUT
+) -> Actor:
+    """The actor of a live browser session, whose idle deadline this request moves on.
+    A session ends `idle` after its last request, or SESSION_LIFETIME after sign-in."""
     row = core(session).execute(_BY_WEB_SESSION, {"token_hash": token_hash(token)}).first()
     if row is None:
         raise Unauthenticated("not signed in")
-    user_id, handle, role, expertise, is_active, csrf, expires_at = row
-    if _aware(expires_at) < datetime.now(UTC) or not is_active:
+    user_id, handle, role, expertise, is_active, session_id, csrf, created_at, expires_at = row
+    now = datetime.now(UTC)
+    end = _aware(created_at) + SESSION_LIFETIME
+    if _aware(expires_at) < now or end < now or not is_active:
         raise Unauthenticated("the session has expired: sign in again")
+    deadline = min(now + idle, end)
+    if abs(deadline - _aware(expires_at)) > min(_IDLE_REFRESH, idle / 10):
+        core(session).execute(_MOVE_DEADLINE, {"session_id": session_id, "deadline": deadline})
     return Actor(user_id, handle, role, frozenset(expertise), csrf)
+
+
+_MOVE_DEADLINE = (
+    update(WebSessionRow)
+    .where(WebSessionRow.id == bindparam("session_id"))
+    .values(expires_at=bindparam("deadline"))
+)
 
 
 def end_web_session(session: Session, *, token: str) -> None:
@@ -208,6 +242,31 @@ def end_web_session(session: Session, *, token: str) -> None:
         .where(WebSessionRow.token_hash == token_hash(token))
         .values(expires_at=datetime.now(UTC))
     )
+
+
+def end_web_sessions(session: Session, *, user_id: int) -> int:
+    """End every live browser session of the user ("sign out everywhere"); return how many."""
+    now = datetime.now(UTC)
+    ended = session.execute(
+        update(WebSessionRow)
+        .where(WebSessionRow.user_id == user_id, WebSessionRow.expires_at > now)
+        .values(expires_at=now)
+    )
+    return int(ended.rowcount)  # type: ignore[attr-defined]
+
+
+def sign_out_everywhere(session: Session, *, actor: Actor) -> int:
+    """End all of the actor's browser sessions, recorded in the audit log. API tokens stay
+    valid: they are revoked one by one (`revocation.revoke_token`)."""
+    ended = end_web_sessions(session, user_id=actor.user_id)
+    audit.record(
+        session,
+        actor_id=actor.user_id,
+        action="user.sign_out_everywhere",
+        target=actor.handle,
+        details={"sessions_ended": ended},
+    )
+    return ended
 
 
 def create_api_token(session: Session, *, user_id: int, name: str = "") -> str:

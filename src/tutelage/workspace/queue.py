@@ -31,6 +31,7 @@ from tutelage.workspace.policy import workable_project
 
 __all__ = [
     "accessible_assignment",
+    "held_task",
     "next_task",
     "own_assignment",
     "own_assignment_with_item",
@@ -288,6 +289,24 @@ def next_task(
     if item is None:
         return None
     return _lease(session, actor=actor, project=project, item=item, rng=rng, now=now)
+
+
+def held_task(session: Session, *, actor: Actor, project_id: int) -> AssignmentRow | None:
+    """The unexpired lease the expert holds in the project, if any, changing nothing: what a
+    GET may show. Refused as `next_task` would be (no member, NDA, failed qualification)."""
+    project, member = workable_project(session, actor=actor, project_id=project_id)
+    _qualification_open(session, project, member)  # raises when the qualification failed
+    return session.scalars(
+        select(AssignmentRow)
+        .where(
+            AssignmentRow.project_id == project.id,
+            AssignmentRow.user_id == actor.user_id,
+            AssignmentRow.status == "leased",
+            AssignmentRow.expires_at >= _now(),
+        )
+        .order_by(AssignmentRow.id)
+        .limit(1)
+    ).first()
 
 
 def own_assignment(session: Session, *, actor: Actor, assignment_id: int) -> AssignmentRow:

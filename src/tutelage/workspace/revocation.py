@@ -15,9 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tutelage.store.tables import UserRow
-from tutelage.store.workspace_tables import ApiTokenRow, AssignmentRow, WebSessionRow
+from tutelage.store.workspace_tables import ApiTokenRow, AssignmentRow
 from tutelage.workspace import audit
-from tutelage.workspace.accounts import Actor
+from tutelage.workspace.accounts import Actor, end_web_sessions
 from tutelage.workspace.errors import Conflict, Invalid, NotFound
 from tutelage.workspace.policy import require_admin
 from tutelage.workspace.queue import release_leases
@@ -63,11 +63,7 @@ def deactivate_user(session: Session, *, actor: Actor | None, handle: str, reaso
         raise Conflict(f"{handle!r} is deactivated already")
     now = datetime.now(UTC)
     user.is_active = False
-    session.execute(
-        update(WebSessionRow)
-        .where(WebSessionRow.user_id == user.id, WebSessionRow.expires_at > now)
-        .values(expires_at=now)
-    )
+    end_web_sessions(session, user_id=user.id)
     revoked = session.execute(
         update(ApiTokenRow)
         .where(ApiTokenRow.user_id == user.id, ApiTokenRow.revoked_at.is_(None))

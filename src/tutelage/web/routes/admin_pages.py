@@ -70,6 +70,8 @@ AUDIT_PREFIXES = (
     "item.",
     "qualification.",
     "quality.",
+    "user.",
+    "token.",
 )
 AUDIT_LIMIT = 500
 _DONE_CHARS = 300

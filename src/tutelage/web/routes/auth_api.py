@@ -24,6 +24,7 @@ from tutelage.workspace.accounts import (
     create_api_token,
     end_web_session,
     invite,
+    sign_out_everywhere,
     start_web_session,
 )
 
@@ -101,16 +102,26 @@ class AcceptIn(_Body):
 def login(body: LoginIn, request: Request, response: Response, session: DbSession) -> LoginOut:
     """Sign in: set the session cookie and return the CSRF token that writes must carry."""
     user = authenticate(session, email=body.email, password=body.password)
-    token, csrf = start_web_session(session, user=user)
+    token, csrf = start_web_session(session, user=user, idle=get_settings(request).session_idle)
     set_session_cookie(response, token, get_settings(request))
     return LoginOut(user=UserOut.of_row(user), csrf_token=csrf)
 
 
 @router.post("/auth/logout", status_code=204)
-def logout(actor: CurrentActor, request: Request, response: Response, session: DbSession) -> None:
-    """End the browser session (a request signed with an API token has none to end)."""
+def logout(
+    actor: CurrentActor,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    everywhere: bool = False,
+) -> None:
+    """End the browser session (a request signed with an API token has none to end);
+    `?everywhere=true` ends every browser session of the account (API tokens stay: revoke
+    those with `DELETE /api/v1/tokens/ID`)."""
     token = request.cookies.get(SESSION_COOKIE)
-    if token and actor.csrf_token is not None:
+    if everywhere:
+        sign_out_everywhere(session, actor=actor)
+    elif token and actor.csrf_token is not None:
         end_web_session(session, token=token)
     clear_session_cookie(response, get_settings(request))
 

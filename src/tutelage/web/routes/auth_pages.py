@@ -25,6 +25,7 @@ from tutelage.workspace.accounts import (
     accept_invitation,
     authenticate,
     end_web_session,
+    sign_out_everywhere,
     start_web_session,
 )
 from tutelage.workspace.errors import NotFound, Unauthenticated, WorkspaceError
@@ -76,14 +77,22 @@ def login_submit(
     except Unauthenticated as exc:
         context = {"next": safe_next(next_path), "email": email, "error": exc.message}
         return _form_page(request, "login.html", context, status=exc.status)
-    token, _ = start_web_session(session, user=user)
+    token, _ = start_web_session(session, user=user, idle=get_settings(request).session_idle)
     return _signed_in_redirect(request, token, safe_next(next_path))
 
 
 @router.post("/logout")
-def logout(request: Request, actor: CurrentActor, session: DbSession) -> RedirectResponse:
+def logout(
+    request: Request,
+    actor: CurrentActor,
+    session: DbSession,
+    everywhere: Annotated[bool, Form()] = False,
+) -> RedirectResponse:
+    """Sign out here, or (`everywhere`, the form's second button) on every device."""
     token = request.cookies.get(SESSION_COOKIE)
-    if token and actor.csrf_token is not None:
+    if everywhere:
+        sign_out_everywhere(session, actor=actor)
+    elif token and actor.csrf_token is not None:
         end_web_session(session, token=token)
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookie(response, get_settings(request))
@@ -124,5 +133,7 @@ def invitation_submit(
             "error": exc.message,
         }
         return _form_page(request, "invite.html", context, status=exc.status)
-    session_token, _ = start_web_session(session, user=user)
+    session_token, _ = start_web_session(
+        session, user=user, idle=get_settings(request).session_idle
+    )
     return _signed_in_redirect(request, session_token, "/")

@@ -13,14 +13,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tutelage.records import TaskKind
+from tutelage.store.tables import ProjectRow
 from tutelage.store.workspace_tables import MembershipRow
 from tutelage.web.deps import CurrentActor, DbSession
 from tutelage.web.pages import render
+from tutelage.workspace.accounts import Actor
 from tutelage.workspace.directory import visible_projects
 from tutelage.workspace.errors import NeedsNda, NeedsQualification
 from tutelage.workspace.membership import accept_nda
 from tutelage.workspace.policy import accepted_current_nda, membership, visible_project
-from tutelage.workspace.queue import next_task
+from tutelage.workspace.queue import held_task, next_task
 from tutelage.workspace.rendering import HIGHLIGHT_CSS
 from tutelage.workspace.stats import expert_stats
 from tutelage.workspace.views import task_view
@@ -96,25 +98,29 @@ def accept_nda_form(project_id: int, session: DbSession, actor: CurrentActor) ->
     return RedirectResponse(f"/projects/{project_id}", status_code=303)
 
 
+def _unqualified(
+    request: Request, project: ProjectRow, exc: NeedsQualification, actor: Actor
+) -> HTMLResponse:
+    context: dict[str, Any] = {"project": project, "message": exc.message, "page_keys": STATS_KEYS}
+    return render(request, "work_unqualified.html", context, actor=actor, status_code=403)
+
+
 @router.get("/projects/{project_id}/work", response_model=None)
 def work_page(
     project_id: int, request: Request, session: DbSession, actor: CurrentActor
 ) -> HTMLResponse | RedirectResponse:
-    """The item I hold (or my next one), the all-done page, or the failed-qualification page."""
+    """The item I hold. Loading this page changes nothing (a prefetching browser or a link
+    checker takes no lease): without a held item it sends me to the project's page, whose
+    Start button posts for one."""
     project = visible_project(session, actor=actor, project_id=project_id)
     try:
-        assignment = next_task(session, actor=actor, project_id=project_id)
+        assignment = held_task(session, actor=actor, project_id=project_id)
     except NeedsNda:
         return RedirectResponse(f"/projects/{project_id}", status_code=303)
     except NeedsQualification as exc:
-        context: dict[str, Any] = {
-            "project": project,
-            "message": exc.message,
-            "page_keys": STATS_KEYS,
-        }
-        return render(request, "work_unqualified.html", context, actor=actor, status_code=403)
+        return _unqualified(request, project, exc, actor)
     if assignment is None:
-        return render(request, "work_done.html", {"project": project}, actor=actor)
+        return RedirectResponse(f"/projects/{project_id}", status_code=303)
     task = task_view(session, assignment=assignment).as_json()
     context = {
         "project": project,
@@ -123,6 +129,23 @@ def work_page(
         "page_data": {"project_id": project.id, "task": task},
     }
     return render(request, "work.html", context, actor=actor)
+
+
+@router.post("/projects/{project_id}/work", response_model=None)
+def take_next_form(
+    project_id: int, request: Request, session: DbSession, actor: CurrentActor
+) -> HTMLResponse | RedirectResponse:
+    """Start: lease my next item (or keep the one I hold) and show it, or say all is done."""
+    project = visible_project(session, actor=actor, project_id=project_id)
+    try:
+        assignment = next_task(session, actor=actor, project_id=project_id)
+    except NeedsNda:
+        return RedirectResponse(f"/projects/{project_id}", status_code=303)
+    except NeedsQualification as exc:
+        return _unqualified(request, project, exc, actor)
+    if assignment is None:
+        return render(request, "work_done.html", {"project": project}, actor=actor)
+    return RedirectResponse(f"/projects/{project_id}/work", status_code=303)
 
 
 @router.get("/projects/{project_id}/me")

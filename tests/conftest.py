@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from tutelage.cli import main
 from tutelage.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,3 +104,23 @@ def smollm2_small(tmp_path_factory: pytest.TempPathFactory) -> str:
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(full).save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`tutelage ARGS` in this process: the same entry point (`tutelage.cli.main`, which turns
+    expected failures into one line and exit 1) without a second of start-up per call."""
+
+    def invoke(*args: str) -> subprocess.CompletedProcess[str]:
+        monkeypatch.setattr(sys, "argv", ["tutelage", *args])
+        code: int | str | None = 0
+        try:
+            main()
+        except SystemExit as exit:
+            code = exit.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code if isinstance(code, int) else 1, out, err)
+
+    return invoke

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -213,11 +214,11 @@ def test_demo_serves_while_it_sets_up_and_is_idempotent(tmp_path: Path) -> None:
     assert quality["agreement"]["overall"]["outcome_alpha"]["value"] is not None
 
 
-def test_projects_create_and_show(tmp_path: Path) -> None:
+def test_projects_create_and_show(tmp_path: Path, cli: Callable[..., Any]) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     nda = tmp_path / "nda.txt"
     nda.write_text("Keep it secret.", "utf-8")
-    created = run(
+    created = cli(
         "projects",
         "create",
         "cardio",
@@ -231,59 +232,59 @@ def test_projects_create_and_show(tmp_path: Path) -> None:
         db,
     )
     assert created.returncode == 0, created.stderr
-    shown = run("projects", "show", "--project", "cardio", "--db", db)
+    shown = cli("projects", "show", "--project", "cardio", "--db", db)
     assert shown.returncode == 0, shown.stderr
     assert "cardio" in shown.stdout and "medicine" in shown.stdout
-    again = run("projects", "create", "cardio", "--db", db)
+    again = cli("projects", "create", "cardio", "--db", db)
     assert again.returncode == 1 and "exists already" in again.stderr
-    bad_rate = run("projects", "create", "x", "--pay-rate", "-5", "--db", db)
+    bad_rate = cli("projects", "create", "x", "--pay-rate", "-5", "--db", db)
     assert bad_rate.returncode == 1 and "pay_rate_per_hour" in bad_rate.stderr
 
 
-def test_users_create_token_and_list(tmp_path: Path) -> None:
+def test_users_create_token_and_list(tmp_path: Path, cli: Callable[..., Any]) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     secret = tmp_path / "pw"
     secret.write_text("a long enough password\n", "utf-8")
-    created = run(
+    created = cli(
         "users", "create", "--email", "Ada@Example.org", "--handle", "ada", "--role", "admin",
         "--password-file", str(secret), "--db", db,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
-    token = run("users", "token", "ada", "--db", db)
+    token = cli("users", "token", "ada", "--db", db)
     assert token.returncode == 0 and token.stdout.strip().startswith("tut_")
-    listed = run("users", "list", "--db", db)
+    listed = cli("users", "list", "--db", db)
     assert "ada@example.org" in listed.stdout and "admin" in listed.stdout
     weak = tmp_path / "weak"
     weak.write_text("short", "utf-8")
-    refused = run(
+    refused = cli(
         "users", "create", "--email", "b@example.org", "--handle", "b",
         "--password-file", str(weak), "--db", db,
     )  # fmt: skip
     assert refused.returncode == 1 and "at least 10 characters" in refused.stderr
-    assert run("users", "token", "nobody", "--db", db).returncode == 1
+    assert cli("users", "token", "nobody", "--db", db).returncode == 1
 
 
-def test_users_deactivate_tokens_and_revoke(tmp_path: Path) -> None:
+def test_users_deactivate_tokens_and_revoke(tmp_path: Path, cli: Callable[..., Any]) -> None:
     from tutelage.workspace.accounts import user_for_api_token
 
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     secret = tmp_path / "secret"
     secret.write_text("a long enough password", "utf-8")
     for handle in ("ada", "bo"):
-        created = run(
+        created = cli(
             "users", "create", "--email", f"{handle}@example.org", "--handle", handle,
             "--password-file", str(secret), "--db", db,
         )  # fmt: skip
         assert created.returncode == 0, created.stderr
-    first = run("users", "token", "ada", "--name", "laptop", "--db", db).stdout.strip()
-    second = run("users", "token", "bo", "--db", db).stdout.strip()
-    listed = run("users", "tokens", "ada", "--db", db)
+    first = cli("users", "token", "ada", "--name", "laptop", "--db", db).stdout.strip()
+    second = cli("users", "token", "bo", "--db", db).stdout.strip()
+    listed = cli("users", "tokens", "ada", "--db", db)
     assert listed.returncode == 0 and "laptop" in listed.stdout and first not in listed.stdout
-    revoked = run("users", "revoke", "1", "--db", db)
+    revoked = cli("users", "revoke", "1", "--db", db)
     assert revoked.returncode == 0, revoked.stderr
-    again = run("users", "revoke", "1", "--db", db)
+    again = cli("users", "revoke", "1", "--db", db)
     assert again.returncode == 1 and "revoked already" in again.stderr
-    gone = run("users", "deactivate", "bo", "--reason", "left", "--db", db)
+    gone = cli("users", "deactivate", "bo", "--reason", "left", "--db", db)
     assert gone.returncode == 0, gone.stderr
     store = open_store(db)
     with store.session() as session:
@@ -291,5 +292,5 @@ def test_users_deactivate_tokens_and_revoke(tmp_path: Path) -> None:
             with pytest.raises(WorkspaceError):
                 user_for_api_token(session, token=token)
     store.close()
-    listing = run("users", "list", "--db", db).stdout
+    listing = cli("users", "list", "--db", db).stdout
     assert any(line.split()[:2] == ["│", "bo"] and "no" in line for line in listing.splitlines())

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -21,16 +20,6 @@ from workspace_fixtures import PASSWORD, make_world
 
 MARKUP = "<img src=x onerror=alert(1)>"
 REPORT_KEYS = {"project", "agreement", "consensus", "consensus_summary", "experts", "flags"}
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tutelage", "quality", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        timeout=1200,  # generous: a machine four times slower still finishes
-    )
 
 
 @pytest.fixture
@@ -53,9 +42,11 @@ def seeded(tmp_path: Path) -> str:
 
 
 def test_report_json_has_every_part_and_the_folder_has_page_data_and_charts(
-    seeded: str, tmp_path: Path
+    seeded: str, tmp_path: Path, cli: Callable[..., Any]
 ) -> None:
-    result = run("report", "--project", "cardio", "--json", "--bootstrap", "50", "--db", seeded)
+    result = cli(
+        "quality", "report", "--project", "cardio", "--json", "--bootstrap", "50", "--db", seeded
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report) >= REPORT_KEYS
@@ -70,7 +61,7 @@ def test_report_json_has_every_part_and_the_folder_has_page_data_and_charts(
         session.execute(update(UserRow).where(UserRow.handle == "expert3").values(handle=MARKUP))
     store.close()
     out = tmp_path / "report"
-    written = run("report", "--project", "cardio", "--out", str(out), "--db", seeded)
+    written = cli("quality", "report", "--project", "cardio", "--out", str(out), "--db", seeded)
     assert written.returncode == 0, written.stderr
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "Quality of project cardio" in page and "expert2" in page
@@ -83,44 +74,48 @@ def test_report_json_has_every_part_and_the_folder_has_page_data_and_charts(
     assert "Agreement" in written.stdout and "Experts" in written.stdout
 
 
-def test_exclude_include_and_adjudicate_through_the_command(seeded: str) -> None:
-    excluded = run(
+def test_exclude_include_and_adjudicate_through_the_command(
+    seeded: str, cli: Callable[..., Any]
+) -> None:
+    excluded = cli("quality",
         "exclude", "--project", "cardio", "--expert", "expert3@example.org",
         "--reason", "contrary on every item", "--db", seeded,
     )  # fmt: skip
     assert excluded.returncode == 0, excluded.stderr
     report = json.loads(
-        run("report", "--project", "cardio", "--json", "--bootstrap", "0", "--db", seeded).stdout
+        cli(
+            "quality", "report", "--project", "cardio", "--json", "--bootstrap", "0", "--db", seeded
+        ).stdout
     )
     assert report["judgments"]["excluded"] == ["expert:5"]
     assert {e["worker"]: e["excluded"] for e in report["experts"]}["expert:5"] is True
 
-    again = run(
+    again = cli("quality",
         "exclude", "--project", "cardio", "--expert", "expert3@example.org", "--reason", "x",
         "--db", seeded,
     )  # fmt: skip
     assert again.returncode == 1 and "excluded from project 'cardio' already" in again.stderr
-    included = run("include", "--project", "cardio", "--expert", "expert3@example.org",
+    included = cli("quality", "include", "--project", "cardio", "--expert", "expert3@example.org",
                    "--db", seeded)  # fmt: skip
     assert included.returncode == 0, included.stderr
 
-    first = run(
+    first = cli("quality",
         "adjudicate", "--project", "cardio", "--item", "1", "--label", "tie",
         "--reviewer", "rev@example.org", "--note", "equally good", "--db", seeded,
     )  # fmt: skip
     assert first.returncode == 0, first.stderr
-    second = run(
+    second = cli("quality",
         "adjudicate", "--project", "cardio", "--item", "1", "--label", "a",
         "--reviewer", "rev@example.org", "--db", seeded,
     )  # fmt: skip
     assert second.returncode == 1
     assert "adjudicated already" in second.stderr and "Traceback" not in second.stderr
-    by_expert = run(
+    by_expert = cli("quality",
         "adjudicate", "--project", "cardio", "--item", "2", "--label", "a",
         "--reviewer", "expert0@example.org", "--db", seeded,
     )  # fmt: skip
     assert by_expert.returncode == 1 and "reviewer" in by_expert.stderr
-    unknown = run(
+    unknown = cli("quality",
         "exclude", "--project", "cardio", "--expert", "nobody@example.org", "--reason", "x",
         "--db", seeded,
     )  # fmt: skip
@@ -137,16 +132,15 @@ def test_exclude_include_and_adjudicate_through_the_command(seeded: str) -> None
     assert stored is not None and (stored.label, stored.method) == ("tie", "adjudication")
 
 
-def test_the_demo_project_reports_the_simulated_experts_agreement(tmp_path: Path) -> None:
+def test_the_demo_project_reports_the_simulated_experts_agreement(
+    tmp_path: Path, cli: Callable[..., Any]
+) -> None:
     db = f"sqlite:///{tmp_path / 'demo.db'}"
-    demo = subprocess.run(
-        [sys.executable, "-m", "tutelage", "demo", "--no-generate", "--no-serve", "--db", db],
-        capture_output=True,
-        text=True,
-        timeout=1200,  # generous: a machine four times slower still finishes
-    )
+    demo = cli("demo", "--no-generate", "--no-serve", "--db", db)
     assert demo.returncode == 0, demo.stderr
-    result = run("report", "--project", "demo", "--json", "--out", str(tmp_path / "r"), "--db", db)
+    result = cli(
+        "quality", "report", "--project", "demo", "--json", "--out", str(tmp_path / "r"), "--db", db
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     # Without generated answers the demo has 8 comparison items, each judged by the five
@@ -159,6 +153,6 @@ def test_the_demo_project_reports_the_simulated_experts_agreement(tmp_path: Path
     assert (tmp_path / "r" / "report.html").is_file()
 
 
-def test_report_on_a_missing_project_names_it(tmp_path: Path) -> None:
-    result = run("report", "--project", "nope", "--db", f"sqlite:///{tmp_path / 'x.db'}")
+def test_report_on_a_missing_project_names_it(tmp_path: Path, cli: Callable[..., Any]) -> None:
+    result = cli("quality", "report", "--project", "nope", "--db", f"sqlite:///{tmp_path / 'x.db'}")
     assert result.returncode == 1 and "no project named 'nope'" in result.stderr

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from sqlalchemy import create_engine, text
 
 from tutelage.cli import main
 from tutelage.store import Store, open_store
+from tutelage.web import create_app
 
 REPO = Path(__file__).resolve().parents[1]
 HH_RLHF = REPO.parent / "shared" / "data" / "hh-rlhf" / "helpful-base.test.jsonl.gz"
@@ -124,3 +129,27 @@ def cli(
         return subprocess.CompletedProcess(args, code if isinstance(code, int) else 1, out, err)
 
     return invoke
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(store: Store) -> Iterator[str]:
+    """The app on `store`, served by uvicorn on 127.0.0.1 in a thread; its base URL."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120  # a busy machine starts it slowly
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -50,7 +50,7 @@ def pair(p: Prompt, chosen: str, rejected: str) -> PreferencePair:
 MULTI_TURN = [
     pair(prompt("What is 2+2?"), "4", "5"),
     pair(prompt("Hi", "Hello! How can I help?", "Name a prime."), "7", "8 — or 9?"),
-    pair(prompt("Écris « bonjour »\nsur deux lignes"), "bon\njour", ""),
+    pair(prompt("Écris « bonjour »\nsur deux lignes"), "bon\njour", "  spaces kept \t"),
 ]
 SINGLE_TURN = [pair(prompt("What is 2+2?"), "4", "5"), pair(prompt("Say hi"), "hi", "no")]
 CHATS = [
@@ -63,7 +63,7 @@ CHATS = [
             )
         )
     ),
-    ChatExample(prompt=prompt("a", "b", "c"), answer=Completion(text="")),
+    ChatExample(prompt=prompt("a", "b", "c"), answer=Completion(text=" d ")),
 ]
 SAMPLES: dict[str, list[PreferencePair] | list[ChatExample]] = {
     "trl": MULTI_TURN,
@@ -431,7 +431,7 @@ def test_item_holds_exactly_one_of_record_and_error() -> None:
     ("fmt", "bad", "message"),
     [
         ("trl-text", MULTI_TURN[1], "record 2: prompt has 3 message(s)"),
-        ("trl-text", MULTI_TURN[2], "record 2: rejected is empty"),
+        ("trl-text", pair(prompt("Say hi"), "hi", ""), "record 2: rejected is empty"),
         ("trl", CHATS[0], "record 2: a chat example has no rejected answer"),
         ("hh-rlhf", CHATS[0], "record 2: a chat example has no rejected answer"),
         (
@@ -519,7 +519,9 @@ hh_text = any_text.filter(lambda t: "\n\nHuman:" not in t and "\n\nAssistant:" n
 @st.composite
 def preference_pairs(draw: st.DrawFn, texts: st.SearchStrategy[str]) -> PreferencePair:
     turns = draw(st.integers(min_value=0, max_value=2)) * 2 + 1  # ends with the user
-    return pair(prompt(*(draw(texts) for _ in range(turns))), draw(texts), draw(texts))
+    asked = texts.filter(str.strip)  # a user turn of only whitespace is an empty field
+    said = [draw(asked if turn % 2 == 0 else texts) for turn in range(turns)]
+    return pair(prompt(*said), draw(texts), draw(texts))
 
 
 def assert_round_trip(fmt: str, pairs: list[PreferencePair]) -> None:

@@ -18,7 +18,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from tutelage.storable import Storable
 
 __all__ = [
     "ChatExample",
@@ -59,7 +61,7 @@ def refuse_control_characters(value: str, what: str) -> str:
     return value
 
 
-class _Record(BaseModel):
+class _Record(Storable):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -73,9 +73,16 @@ def _parse_message(item: object, where: str) -> Message:
 
 
 def require_user_turn(messages: tuple[Message, ...], field: str) -> Prompt:
-    """Return `messages` as a Prompt; raises unless one of them is the user's."""
+    """Return `messages` as a Prompt; raises unless one of them is the user's and none
+    of the user's is blank."""
     if not any(message.role == "user" for message in messages):
         raise RecordError("prompt has no user message", field=field)
+    # A question of only whitespace asks nothing. (An empty answer is kept: HH-RLHF holds
+    # four, where the model said nothing, and the preference against them is real.)
+    for index, message in enumerate(messages):
+        if message.role == "user" and not message.content.strip():
+            where = field if len(messages) == 1 else f"{field}[{index}].content"
+            raise RecordError(f"empty field '{where}'", field=where)
     return Prompt(messages=messages)
 
 

@@ -15,6 +15,7 @@ from tutelage.formats.hh import parse_hh
 from tutelage.formats.sources import RawRecord, open_records
 from tutelage.formats.trl import parse_trl
 from tutelage.records import ChatExample, PreferencePair
+from tutelage.storable import find_unstorable
 
 __all__ = ["Item", "detect_format", "read_file"]
 
@@ -95,6 +96,12 @@ def _items(path: Path, records: Iterator[RawRecord], parser: Parser) -> Iterator
     for number, record in records:
         if isinstance(record, FormatError):
             yield Item(line=number, record=None, error=record)
+            continue
+        unstorable = find_unstorable(record, "")
+        if unstorable is not None:
+            where, problem = unstorable
+            failure = FormatError(path, number, where.lstrip(".") or None, f"holds {problem}")
+            yield Item(line=number, record=None, error=failure)
             continue
         try:
             parsed = parser(record)

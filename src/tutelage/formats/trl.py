@@ -59,7 +59,7 @@ def parse_trl(record: dict[str, object]) -> PreferencePair:
 
 def _prompt(value: object) -> Prompt:
     if isinstance(value, str):
-        return Prompt(messages=(Message(role="user", content=value),))
+        return require_user_turn((Message(role="user", content=value),), "prompt")
     if isinstance(value, list):
         return require_user_turn(parse_messages(value, "prompt"), "prompt")
     raise RecordError("must be a string or a list of messages", field="prompt")

@@ -146,6 +146,9 @@ class IdempotencyRow(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     response: Mapped[dict[str, Any]] = mapped_column()
+    # SHA-256 of what was sent (the assignment and the judgment, not its active seconds);
+    # None for keys stored before revision 0007.
+    request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

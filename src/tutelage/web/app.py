@@ -6,13 +6,14 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tutelage import __version__
 from tutelage.store import Store, open_store
 from tutelage.web.errors import install_error_handlers
 from tutelage.web.headers import SecurityHeadersMiddleware
+from tutelage.web.input_checks import refuse_unstorable_input
 from tutelage.web.pages import STATIC_DIR
 from tutelage.web.routes import (
     access_api,
@@ -69,6 +70,7 @@ def create_app(
         # (and air-gapped sites) forbid; the OpenAPI document itself is served.
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(refuse_unstorable_input)],
     )
     app.state.store = store
     app.state.settings = settings or ServerSettings()

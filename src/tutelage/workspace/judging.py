@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from tutelage.records import Message, Prompt
+from tutelage.records import Message, Prompt, content_hash
 from tutelage.store import core
 from tutelage.store.tables import (
     Base,
@@ -50,7 +50,7 @@ from tutelage.workspace.submissions import (
     Submission,
 )
 
-__all__ = ["submit_judgment"]
+__all__ = ["Raced", "request_hash", "submit_judgment"]
 
 LETTERS = string.ascii_uppercase
 
@@ -275,14 +275,19 @@ def _reclaim(session: Session, project: ProjectRow, item: ItemRow) -> None:
 
 
 # Built once: every submit runs them (see accounts.py for why).
-_EARLIER_ANSWER = select(IdempotencyRow.user_id, IdempotencyRow.response).where(
-    IdempotencyRow.key == bindparam("key")
-)
+_EARLIER_ANSWER = select(
+    IdempotencyRow.user_id, IdempotencyRow.response, IdempotencyRow.request_hash
+).where(IdempotencyRow.key == bindparam("key"))
 _REMEMBER_ANSWER = insert(Base.metadata.tables[IdempotencyRow.__tablename__])
 _assignments = Base.metadata.tables[AssignmentRow.__tablename__]
 _SUBMITTED = (
     update(_assignments)
-    .where(_assignments.c.id == bindparam("assignment_id"))
+    # only an open assignment: of two requests racing on PostgreSQL, the second's
+    # update waits for the first's commit and then matches nothing
+    .where(
+        _assignments.c.id == bindparam("assignment_id"),
+        _assignments.c.status.in_(("leased", "expired")),
+    )
     .values(
         status=bindparam("status"),
         finished_at=bindparam("finished_at"),
@@ -301,6 +306,38 @@ _JUDGED = (
 )
 
 
+class Raced(Conflict):
+    """Another request stored this judgment, or used this key, while this one ran: its
+    transaction is rolled back, and running it once more (`recheck`) finds what won."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="raced")
+
+
+def request_hash(assignment_id: int, submission: Submission) -> str:
+    """What a retry must send again to get the first answer: the assignment and the
+    judgment. Not its active seconds, which a retry from the page measures anew."""
+    judgment = submission.model_dump(mode="json", exclude={"active_seconds"})
+    return content_hash({"assignment_id": assignment_id, "judgment": judgment})
+
+
+def _earlier_answer(
+    session: Session, *, actor: Actor, key: str, fingerprint: str
+) -> dict[str, Any] | None:
+    earlier = core(session).execute(_EARLIER_ANSWER, {"key": key}).first()
+    if earlier is None:
+        return None
+    if earlier.user_id != actor.user_id:
+        raise Conflict("that idempotency key was used by someone else")
+    if earlier.request_hash is not None and earlier.request_hash != fingerprint:
+        raise Conflict(
+            "that idempotency key was sent before with another judgment, which was stored: "
+            "nothing was stored now (use a new key for each judgment)",
+            code="idempotency_key_reused",
+        )
+    return dict(earlier.response)
+
+
 def submit_judgment(
     session: Session,
     *,
@@ -308,19 +345,26 @@ def submit_judgment(
     assignment_id: int,
     submission: Submission,
     idempotency_key: str | None = None,
+    recheck: bool = False,
 ) -> dict[str, Any]:
-    """Store the judgment for one of the expert's assignments and return the receipt."""
+    """Store the judgment for one of the expert's assignments and return the receipt.
+
+    With an idempotency key, the same judgment sent again gets the first receipt and
+    stores nothing; another judgment with that key is refused (409). Raises `Raced` when
+    a concurrent request won (PostgreSQL runs them side by side); `recheck`, the caller's
+    second try, then finds the winner's answer.
+    """
     assignment = own_assignment(session, actor=actor, assignment_id=assignment_id)
+    fingerprint = request_hash(assignment_id, submission)
     # A retry finds its first attempt's answer only if that attempt was committed, and
     # then the assignment is closed: while it is still leased there is nothing to find
-    # (one statement saved on every first attempt). A key sent before with another
-    # request fails at the end, where the key is stored.
-    if idempotency_key is not None and assignment.status != "leased":
-        earlier = core(session).execute(_EARLIER_ANSWER, {"key": idempotency_key}).first()
+    # (one statement saved on every first attempt), unless a race says to look again.
+    if idempotency_key is not None and (recheck or assignment.status != "leased"):
+        earlier = _earlier_answer(
+            session, actor=actor, key=idempotency_key, fingerprint=fingerprint
+        )
         if earlier is not None:
-            if earlier.user_id != actor.user_id:
-                raise Conflict("that idempotency key was used by someone else")
-            return dict(earlier.response)
+            return earlier
     project, _member = workable_project(session, actor=actor, project_id=assignment.project_id)
     item = session.get(ItemRow, assignment.item_id)
     assert item is not None
@@ -347,7 +391,9 @@ def submit_judgment(
         "judgment_id": ids[0] if ids else None,
         "correct": correct,
     }
-    core(session).execute(_SUBMITTED, {"assignment_id": assignment.id, **outcome})
+    closed = core(session).execute(_SUBMITTED, {"assignment_id": assignment.id, **outcome})
+    if closed.rowcount != 1:
+        raise Raced("another request submitted this item at the same moment")
     for name, value in outcome.items():  # as stored, without the ORM writing it again
         set_committed_value(assignment, name, value)
     # Only task items hold counted slots; gold and qualification items are served to all.
@@ -378,11 +424,18 @@ def submit_judgment(
                     "key": idempotency_key,
                     "user_id": actor.user_id,
                     "response": response,
+                    "request_hash": fingerprint,
                     "created_at": now,
                 },
             )
-        except IntegrityError as exc:  # the whole transaction is rolled back
-            raise Conflict(
+        except IntegrityError as exc:  # the key is taken: the transaction is rolled back
+            if recheck:  # taken by a request for another assignment
+                raise Conflict(
+                    "that idempotency key was sent before with another judgment: "
+                    "use a new key for each judgment",
+                    code="idempotency_key_reused",
+                ) from exc
+            raise Raced(
                 "that idempotency key was sent before with another request: "
                 "use a new key for each judgment"
             ) from exc

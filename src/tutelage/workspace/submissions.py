@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from tutelage.records import ComparisonOutcome, FlagKind, Strength
+from tutelage.storable import Storable
 
 __all__ = [
     "ComparisonSubmission",
@@ -26,7 +27,16 @@ __all__ = [
 Letter = Annotated[str, Field(pattern=r"^[A-Z]$")]
 
 
-class _Submission(BaseModel):
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+Written = Annotated[str, AfterValidator(_not_blank)]  # text an expert wrote: never blank
+
+
+class _Submission(Storable):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     active_seconds: float = Field(default=0.0, ge=0, le=24 * 3600)
@@ -55,10 +65,10 @@ class RatingSubmission(_Submission):
 class RewriteSubmission(_Submission):
     kind: Literal["rewrite"] = "rewrite"
     base: Letter = "A"
-    text: str = Field(min_length=1, max_length=100_000)
+    text: Written = Field(min_length=1, max_length=100_000)
 
 
-class FlagSpan(BaseModel):
+class FlagSpan(Storable):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     answer: Letter = "A"
@@ -77,7 +87,7 @@ class FlagSubmission(_Submission):
 
 class RedteamSubmission(_Submission):
     kind: Literal["redteam"] = "redteam"
-    prompt: str = Field(min_length=1, max_length=20_000)
+    prompt: Written = Field(min_length=1, max_length=20_000)
     rationale: str = Field(default="", max_length=20_000)
 
 

@@ -21,7 +21,7 @@ from tutelage.web.deps import (
 from tutelage.workspace.accounts import Actor
 from tutelage.workspace.directory import project_summary, visible_projects
 from tutelage.workspace.errors import WorkspaceError
-from tutelage.workspace.judging import submit_judgment
+from tutelage.workspace.judging import Raced, submit_judgment
 from tutelage.workspace.membership import accept_nda
 from tutelage.workspace.policy import visible_project
 from tutelage.workspace.queue import (
@@ -87,7 +87,15 @@ async def post_judgment(
     request: Request,
     background: BackgroundTasks,
     work: InTransaction,
-    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=100,
+            pattern=r"^[\x21-\x7e]+$",
+            description="1-100 printable ASCII characters, new for each judgment",
+        ),
+    ] = None,
     next: bool = False,
 ) -> JSONResponse:
     """Store a judgment; answered only once it is committed. Retries with the same
@@ -95,6 +103,8 @@ async def post_judgment(
     answer also carries the expert's next item (leased in the same transaction) under
     ``next`` (null when none is left), so the page moves on in one round trip. A red-team
     prompt gets candidate answers afterwards when the server has a generation model."""
+
+    recheck = False
 
     def judge(session: Session, actor: Actor) -> tuple[dict[str, Any], int]:
         # held here, with its item, so that submit_judgment finds both in the session and
@@ -109,6 +119,7 @@ async def post_judgment(
             assignment_id=assignment_id,
             submission=submission,
             idempotency_key=idempotency_key,
+            recheck=recheck,
         )
         if not next:
             return receipt, project_id
@@ -120,7 +131,11 @@ async def post_judgment(
         view = None if following is None else task_view(session, assignment=following).as_json()
         return {**receipt, "next": view}, project_id
 
-    answer, project_id = await work(judge)
+    try:
+        answer, project_id = await work(judge)
+    except Raced:  # a concurrent request won (PostgreSQL): once more finds what it stored
+        recheck = True
+        answer, project_id = await work(judge)
     backend = generation_backend(request)
     if submission.kind == "redteam" and backend is not None:
         background.add_task(

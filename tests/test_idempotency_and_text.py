@@ -1,6 +1,7 @@
 """An Idempotency-Key means what it says, and text no store can hold is refused where it
 enters, naming where: through the real app on SQLite and PostgreSQL, concurrently
-against a real server, and through the importer."""
+against a real server, and through the importer, which also knows records it stored
+before whatever the file's bytes."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from sqlalchemy import func, select
 
 from tutelage.formats import FormatError
 from tutelage.interchange import import_file
-from tutelage.store import Store
+from tutelage.interchange.importing import ALREADY_STORED
+from tutelage.store import Store, StoreError
 from tutelage.store.tables import ComparisonRow, ImportRow, ProjectRow
 from tutelage.store.workspace_tables import IdempotencyRow
 from tutelage.web import create_app
@@ -174,3 +176,48 @@ def test_an_import_with_such_text_names_file_line_and_field_and_stores_nothing(
         assert session.scalar(select(func.count()).select_from(ComparisonRow)) == 0
         assert session.scalar(select(func.count()).select_from(ImportRow)) == 0
         assert session.scalar(select(func.count()).select_from(ProjectRow)) == 0
+
+
+def test_the_same_records_in_other_bytes_are_refused_unless_only_new(
+    store: Store, tmp_path: Path
+) -> None:
+    pairs = [
+        {"prompt": f"Question {n}?", "chosen": f"Good {n}.", "rejected": f"Bad {n}."}
+        for n in range(5)
+    ]
+    lines = [json.dumps(pair) for pair in pairs]
+    first = tmp_path / "pairs.jsonl"
+    first.write_bytes("".join(f"{line}\n" for line in lines[:3]).encode())
+    assert import_file(store, path=first, project="dup", source="lab").records_stored == 3
+
+    crlf = tmp_path / "pairs-crlf.jsonl"  # the same three, Windows line endings
+    crlf.write_bytes("".join(f"{line}\r\n" for line in lines[:3]).encode())
+    with pytest.raises(StoreError, match="3 of its 3 records are stored already"):
+        import_file(store, path=crlf, project="dup", source="lab")
+    grown = tmp_path / "pairs-grown.jsonl"  # a dataset that grew by two
+    grown.write_bytes("".join(f"{line}\r\n" for line in lines).encode())
+    with pytest.raises(StoreError, match="--only-new stores the 2 new ones"):
+        import_file(store, path=grown, project="dup", source="lab")
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(ComparisonRow)) == 3
+
+    added = import_file(store, path=grown, project="dup", source="lab", only_new=True)
+    assert added.records_stored == 2 and added.skipped[ALREADY_STORED] == 3
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(ComparisonRow)) == 5
+    # another source's identical pairs are that source's judgments: stored
+    other = import_file(store, path=crlf, project="dup", source="second-lab")
+    assert other.records_stored == 3
+
+
+def test_a_chat_file_repeating_its_own_prompts_imports_and_again_is_refused(
+    store: Store, tmp_path: Path
+) -> None:
+    chat = {"messages": [{"role": "user", "content": "Hi"}]}
+    path = tmp_path / "chat.jsonl"
+    path.write_text(f"{json.dumps(chat)}\n{json.dumps(chat)}\n", encoding="utf-8")
+    assert import_file(store, path=path, project="chat").records_stored == 2
+    again = tmp_path / "chat-again.jsonl"
+    again.write_text(json.dumps(chat) + "\r\n", encoding="utf-8")
+    with pytest.raises(StoreError, match="stored already"):
+        import_file(store, path=again, project="chat")

@@ -42,6 +42,12 @@ def import_command(
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Store the valid records, report the rest.")
     ] = False,
+    only_new: Annotated[
+        bool,
+        typer.Option(
+            "--only-new", help="Store only records no earlier import stored (e.g. a grown file)."
+        ),
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Import preference pairs or chat prompts into a project (all or nothing)."""
@@ -63,6 +69,7 @@ def import_command(
             licence=licence,
             consent=consent,
             skip_invalid=skip_invalid,
+            only_new=only_new,
             on_line=lambda line: progress.update(task, completed=line),
         )
     if report.project_created:

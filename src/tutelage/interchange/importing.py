@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tutelage.formats import FormatError, detect_format, read_file
@@ -23,12 +23,13 @@ from tutelage.records import (
 )
 from tutelage.store import Store, StoreError
 from tutelage.store.projects import ProjectNotFound, create_project, get_project
-from tutelage.store.tables import ImportRow
+from tutelage.store.tables import ComparisonRow, ImportRow
 from tutelage.store.writer import RecordWriter
 
-__all__ = ["IDENTICAL", "ImportReport", "import_file"]
+__all__ = ["ALREADY_STORED", "IDENTICAL", "ImportReport", "import_file"]
 
 IDENTICAL = "chosen and rejected are identical"
+ALREADY_STORED = "stored already by an earlier import"
 _EXAMPLES_KEPT = 5
 
 
@@ -64,6 +65,39 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Built once: it runs for every pair whose prompt and answers are all stored already.
+_comparisons = ComparisonRow.__table__
+_COMPARED_BEFORE = (
+    select(_comparisons.c.id)
+    .where(
+        _comparisons.c.completion_a_id == bindparam("a_id"),
+        _comparisons.c.completion_b_id == bindparam("b_id"),
+        _comparisons.c.source == bindparam("source"),
+        _comparisons.c.outcome == ComparisonOutcome.A.value,
+        or_(_comparisons.c.import_id.is_(None), _comparisons.c.import_id != bindparam("import_id")),
+    )
+    .limit(1)
+)
+
+
+def _compared_before(session: Session, import_id: int, a_id: int, b_id: int, source: str) -> bool:
+    """Whether an earlier import stored this pair with this label from this source."""
+    parameters = {"a_id": a_id, "b_id": b_id, "source": source, "import_id": import_id}
+    return session.connection().execute(_COMPARED_BEFORE, parameters).first() is not None
+
+
+def _refuse_repeats(report: ImportReport, *, only_new: bool) -> None:
+    repeated = report.skipped[ALREADY_STORED]
+    if repeated == 0 or only_new:
+        return
+    new = report.records_stored
+    raise StoreError(
+        f"{report.path}: {repeated:,} of its {repeated + new:,} records are stored already "
+        f"in project {report.project!r} (from source {report.source!r}), whatever the file's "
+        f"bytes; nothing was stored" + (f" (--only-new stores the {new:,} new ones)" if new else "")
+    )
+
+
 def _default_source(path: Path, fmt: str) -> str:
     if fmt == "hh-rlhf":
         return "hh-rlhf"
@@ -83,6 +117,7 @@ def import_file(
     licence: str = "unspecified",
     consent: str = "",
     skip_invalid: bool = False,
+    only_new: bool = False,
     on_line: Callable[[int], None] | None = None,
     before_commit: Callable[[Session, ImportReport], None] | None = None,
 ) -> ImportReport:
@@ -92,6 +127,11 @@ def import_file(
     file is stored, unless `skip_invalid`, which stores the valid records and counts
     the skipped lines by reason. Pairs whose chosen and rejected are identical are
     always skipped and counted. The project is created if it does not exist.
+
+    A record stored already by an earlier import (the same pair with the same label from
+    the same source, or the same chat prompt and answer), whatever the file's bytes or
+    line endings, refuses the whole import, unless `only_new`, which stores the new
+    records only and counts the others.
     `before_commit` runs last inside the import's transaction (the workspace records the
     import in its audit log there, so the entry and the data commit together).
     """
@@ -139,6 +179,7 @@ def import_file(
         report.import_id = import_id
         writer = RecordWriter(session, project_id=project_row.id, import_id=import_id)
         provenance = Provenance(source=source)
+        prompts_here: set[int] = set()  # the chat prompts this import stored
 
         for item in read_file(path, fmt):
             report.lines_read += 1
@@ -152,15 +193,22 @@ def import_file(
                     report.skipped_examples.append(str(item.error))
                 continue
             record = item.record
+            added_before = writer.prompts_added + writer.completions_added
             if isinstance(record, PreferencePair):
                 if record.chosen.text == record.rejected.text:
                     report.skipped[IDENTICAL] += 1
                     continue
                 prompt_id = writer.prompt_id(record.prompt)
+                a_id = writer.completion_id(prompt_id, record.chosen)
+                b_id = writer.completion_id(prompt_id, record.rejected)
+                known = writer.prompts_added + writer.completions_added == added_before
+                if known and _compared_before(session, import_id, a_id, b_id, source):
+                    report.skipped[ALREADY_STORED] += 1
+                    continue
                 writer.add_comparison(
                     prompt_id=prompt_id,
-                    a_id=writer.completion_id(prompt_id, record.chosen),
-                    b_id=writer.completion_id(prompt_id, record.rejected),
+                    a_id=a_id,
+                    b_id=b_id,
                     comparison=Comparison(
                         a=record.chosen.key(),
                         b=record.rejected.key(),
@@ -173,8 +221,14 @@ def import_file(
                 prompt_id = writer.prompt_id(record.prompt)
                 if record.answer is not None:
                     writer.completion_id(prompt_id, record.answer)
+                if writer.prompts_added + writer.completions_added > added_before:
+                    prompts_here.add(prompt_id)
+                elif prompt_id not in prompts_here:  # not a repeat within this file
+                    report.skipped[ALREADY_STORED] += 1
+                    continue
             report.records_stored += 1
         writer.flush()
+        _refuse_repeats(report, only_new=only_new)
 
         report.prompts_added = writer.prompts_added
         report.completions_added = writer.completions_added

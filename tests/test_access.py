@@ -162,15 +162,18 @@ def test_names_with_control_characters_are_refused_clearly(
 ) -> None:
     world = make_world(store, tmp_path, pairs=1)
     admin = bearer(world, world.admin.user_id)
+    # a NUL no store can hold is refused before the route, naming the field; other
+    # control characters by the name's own rule
+    said = "body.name holds a NUL" if "\x00" in bad else "control characters"
     project = client.post("/api/v1/projects", headers=admin, json={"name": bad})
     assert project.status_code == 422, project.text
-    assert "control characters" in project.text
+    assert said in project.json()["message"]
     person = client.post(
         "/api/v1/users",
         headers=admin,
         json={"email": "new@example.org", "handle": bad, "password": "a long, fine password"},
     )
     assert person.status_code == 422, person.text
-    assert "control characters" in person.json()["message"]
+    assert said.replace("name", "handle") in person.json()["message"]
     with store.session() as session:  # (PostgreSQL cannot even compare with a NUL)
         assert session.scalars(select(ProjectRow.name)).all() == ["cardio"]

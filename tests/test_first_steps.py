@@ -1,16 +1,22 @@
 """The path a new user walks first, through the real command, on SQLite and PostgreSQL:
 the README's first-steps block run as written on imported pairs, and the same commands
-on a project whose imported pairs experts also judged."""
+on a project whose imported pairs experts also judged.
+
+The commands run through `tutelage.cli.main`, the entry point of the installed command,
+in this process, from the user's folder and with TUTELAGE_DB set, as typed: a second of
+interpreter and torch start-up per command would double the test's time. (The demo test
+in test_cli.py starts the real executable.)"""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from quality_fixtures import judge
 from tutelage.store import open_store
@@ -46,37 +52,45 @@ def first_steps() -> list[tuple[list[str], int]]:
     return commands
 
 
+Tutelage = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
 def tutelage(
-    args: list[str], *, cwd: Path, db: str, expect: int | None = 0
-) -> subprocess.CompletedProcess[str]:
-    """Run `tutelage ARGS` as a user would, and check it ends as expected (None: passes or
-    fails on the data's merits, 0 or 1), with no traceback."""
-    result = subprocess.run(
-        [sys.executable, "-m", "tutelage", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TUTELAGE_DB": db},
-        timeout=1200,  # a machine four times slower than a quiet one still finishes
-    )
-    words = " ".join(args)
-    assert "Traceback" not in result.stderr, f"tutelage {words}:\n{result.stderr}"
-    expected = (0, 1) if expect is None else (expect,)
-    assert result.returncode in expected, f"tutelage {words}: {result.returncode}\n{result.stderr}"
-    return result
+    cli: Callable[..., subprocess.CompletedProcess[str]],
+    store_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Tutelage:
+    """`tutelage ARGS` as a user runs it in their folder (`tmp_path / "work"`), checked to
+    end as expected (None: passes or fails on the data's merits, 0 or 1)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("TUTELAGE_DB", store_url)
+
+    def run(args: list[str], expect: int | None = 0) -> subprocess.CompletedProcess[str]:
+        result = cli(*args)
+        words = " ".join(args)
+        expected = (0, 1) if expect is None else (expect,)
+        assert result.returncode in expected, (
+            f"tutelage {words}: {result.returncode}\n{result.stderr}"
+        )
+        return result
+
+    return run
 
 
 def test_the_readme_first_steps_run_as_written(
-    store_url: str, tmp_path: Path, hh_rlhf: Path
+    tmp_path: Path, hh_rlhf: Path, tutelage: Tutelage
 ) -> None:
-    work = tmp_path / "clone"
-    work.mkdir()
+    work = tmp_path / "work"
     ran = []
     for words, expect in first_steps():
         assert words[0] == "tutelage", words
         args = [str(hh_rlhf) if w.startswith("../shared/") else w for w in words[1:]]
         args += SHORTER.get(tuple(args[:2]), [])  # type: ignore[arg-type]
-        tutelage(args, cwd=work, db=store_url, expect=expect)
+        tutelage(args, expect=expect)
         ran.append(" ".join(words[1:3]))
     # The block covers the loop from imported pairs to a trained, evaluated model.
     for step in ("import", "quality report", "snapshot", "check", "card", "train reward"):
@@ -92,7 +106,7 @@ def test_the_readme_first_steps_run_as_written(
     assert "two or more judgments" in report["agreement"]["overall"]["outcome_alpha"]["note"]
     assert {(c["label"], c["confidence"]) for c in report["consensus"]} == {("a", 1.0)}
     # The version holds the source's preferences: chosen is HH-RLHF's chosen answer.
-    show = tutelage(["datasets", "show", "gov-v1", "--json"], cwd=work, db=store_url)
+    show = tutelage(["datasets", "show", "gov-v1", "--json"])
     manifest = json.loads(show.stdout)
     assert sum(manifest["counts"]["by_split"].values()) == 2352
     assert manifest["judges"]["named_sources"] == ["hh-rlhf"]
@@ -102,7 +116,7 @@ def test_the_readme_first_steps_run_as_written(
 
 
 def test_imported_pairs_that_experts_also_judged_go_the_same_way(
-    store_url: str, tmp_path: Path
+    store_url: str, tmp_path: Path, tutelage: Tutelage
 ) -> None:
     store = open_store(store_url)
     world = make_world(store, tmp_path, pairs=12, experts=2)
@@ -115,14 +129,8 @@ def test_imported_pairs_that_experts_also_judged_go_the_same_way(
     judge(world, 0, canonical)
     judge(world, 1, canonical)
     store.close()
-    work = tmp_path / "work"
-    work.mkdir()
 
-    report = json.loads(
-        tutelage(
-            ["quality", "report", "--project", "cardio", "--json"], cwd=work, db=store_url
-        ).stdout
-    )
+    report = json.loads(tutelage(["quality", "report", "--project", "cardio", "--json"]).stdout)
     assert report["judgments"]["items"] == 12 and report["judgments"]["pairs_without_item"] == 0
     assert report["judgments"]["comparisons"] == 36  # two experts and the source, per item
     assert report["agreement"]["overall"]["outcome_alpha"]["value"] is not None
@@ -137,8 +145,8 @@ def test_imported_pairs_that_experts_also_judged_go_the_same_way(
         (["export", "--project", "cardio", "--format", "trl", "--out", "out.jsonl"], 0),
     ]
     for args, expect in steps:
-        tutelage(args, cwd=work, db=store_url, expect=expect)
-    shown = tutelage(["datasets", "show", "mixed", "--json"], cwd=work, db=store_url)
+        tutelage(args, expect=expect)
+    shown = tutelage(["datasets", "show", "mixed", "--json"])
     manifest = json.loads(shown.stdout)
     assert sum(manifest["counts"]["by_split"].values()) == 12
     assert manifest["judges"]["experts"] == 2 and manifest["judges"]["named_sources"] == ["seed"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,7 @@ from tutelage.store.projects import (
     project_summary,
 )
 
-db_app = typer.Typer(help="Create and migrate the store.", no_args_is_help=True)
+db_app = typer.Typer(help="Create, migrate and check the store.", no_args_is_help=True)
 projects_app = typer.Typer(help="Create, list and inspect projects.", no_args_is_help=True)
 console = Console(soft_wrap=True)
 
@@ -49,6 +50,44 @@ def current_command(db: DbOption = None) -> None:
     revision = current_revision(engine)
     engine.dispose()
     console.print(f"store revision: {revision or 'empty'}; newest: {head_revision()}")
+
+
+@db_app.command("doctor")
+def doctor_command(
+    folders: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Folders you export into, to look for half-written exports too."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List, remove nothing.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Find and remove what killed commands left: snapshot staging folders, version
+    folders never registered, half-written exports; and check the store's revision."""
+    from tutelage.datasets.versions import datasets_root, unregistered_versions
+    from tutelage.files import find_leftovers
+
+    store = open_store(db, migrate=False)
+    revision, newest = current_revision(store.engine), head_revision()
+    if revision != newest:
+        console.print(f"store revision {revision or 'empty'}; run `tutelage db upgrade` ({newest})")
+    found = [*find_leftovers(datasets_root())]
+    for folder in folders or []:
+        found += find_leftovers(folder)
+    unregistered = unregistered_versions(store)
+    store.close()
+    verb = "would remove" if dry_run else "removed"
+    for path in found:
+        console.print(f"{verb} {path} (left by a killed process)", highlight=False)
+    for path in unregistered:
+        console.print(f"{verb} {path} (a version a killed snapshot never registered)")
+    if not dry_run:
+        for path in [*found, *unregistered]:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    if not found and not unregistered:
+        console.print("nothing left behind")
 
 
 @projects_app.command("create")

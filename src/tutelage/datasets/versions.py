@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tutelage import __version__
+from tutelage.files import crash_point, remove_leftovers, staging_path, sync_folder, sync_tree
 from tutelage.settings import tutelage_home
 from tutelage.store.dataset_tables import DatasetEventRow, DatasetVersionRow
 from tutelage.store.tables import ProjectRow
@@ -58,6 +58,7 @@ __all__ = [
     "read_records",
     "record_event",
     "record_id",
+    "unregistered_versions",
     "version_hash",
     "write_version",
 ]
@@ -334,6 +335,9 @@ def write_version(
     }
     root = datasets_root()
     final = root / name
+    remove_leftovers(root)  # staging folders of killed snapshots
+    if final.exists() and _left_by_a_killed_snapshot(store, name, final):
+        shutil.rmtree(final)
     if final.exists():
         raise DatasetError(
             f"{final} exists but no version {name!r} is registered in this store; "
@@ -350,6 +354,32 @@ def write_version(
         if final.exists() and not _registered(store, name, str(final)):
             shutil.rmtree(final, ignore_errors=True)
         raise
+
+
+def _left_by_a_killed_snapshot(store: Store, name: str, folder: Path) -> bool:
+    """Whether `folder` is a version a snapshot renamed into place and was killed before
+    it registered it: tutelage's manifest of that name, and no row for it. It can be
+    made again, and nothing points at it; anything else there is someone's, and stays."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    ours = isinstance(manifest, dict) and manifest.get("name") == name and "hash" in manifest
+    return ours and "tutelage_version" in manifest and not _registered(store, name, str(folder))
+
+
+def unregistered_versions(store: Store) -> list[Path]:
+    """Version folders killed snapshots left unregistered (see `tutelage db doctor`)."""
+    root = datasets_root()
+    if not root.is_dir():
+        return []
+    return [
+        folder
+        for folder in sorted(root.iterdir())
+        if folder.is_dir()
+        and not folder.name.startswith(".")
+        and _left_by_a_killed_snapshot(store, folder.name, folder)
+    ]
 
 
 def _registered(store: Store, name: str, path: str) -> bool:
@@ -388,8 +418,8 @@ def _register(
             )
         project_row = session.scalar(select(ProjectRow).where(ProjectRow.name == project))
         root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-        staging.chmod(0o755)  # mkdtemp's 0700 would hide the version from other readers
+        staging = staging_path(final, "staging")
+        staging.mkdir(mode=0o755)
         try:
             for split in SPLITS:
                 part = frame[frame["split"] == split].reset_index(drop=True)
@@ -414,7 +444,11 @@ def _register(
                 session.flush()
             except IntegrityError as exc:
                 raise DatasetError(f"a dataset version named {name!r} exists already") from exc
+            sync_tree(staging)
+            crash_point("snapshot:staged")
             staging.rename(final)
+            sync_folder(root)
+            crash_point("snapshot:renamed")
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -2,7 +2,9 @@
 
 Everything is written next to the target under a temporary name and moved into place
 with `os.replace` at the end, so a failure halfway (a record that cannot be written,
-a full disk, an interrupt) leaves no half-written file and an older file untouched.
+a full disk, an interrupt) leaves no half-written file and an older file untouched. The
+file is synced, and its folder after the rename, before the count is returned; what a
+killed export left is removed by the next export of that file (`files.remove_leftovers`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -19,6 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tutelage.files import crash_point, remove_leftovers, staging_path, sync_folder, sync_tree
 from tutelage.formats.containers import Container
 
 __all__ = ["write_rows"]
@@ -33,11 +35,15 @@ _BATCH_ROWS = 4096
 def write_rows(path: Path, container: Container, rows: Iterable[Row], schema: pa.Schema) -> int:
     """Write `rows` to `path` as `container`, replacing what was there; return the count."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    remove_leftovers(path.parent, path.name)  # what a killed export of this file left
+    staging = staging_path(path, "tmp")
     try:
         if container == "hf":
             count = _write_dataset(staging, rows, schema)
+            sync_tree(staging / "dataset")
+            crash_point("export:written")
             _replace_folder(staging / "dataset", path)
+            sync_folder(path.parent)
             shutil.rmtree(staging)
             return count
         if container == "parquet":
@@ -52,7 +58,11 @@ def write_rows(path: Path, container: Container, rows: Iterable[Row], schema: pa
                         count = _write_jsonl(stream.write, rows)
                 else:
                     count = _write_jsonl(raw.write, rows)
+        sync_tree(staging)
+        crash_point("export:written")
         os.replace(staging, path)
+        sync_folder(path.parent)
+        crash_point("export:renamed")
         return count
     except BaseException:
         _remove(staging)
@@ -111,7 +121,7 @@ def _replace_folder(source: Path, target: Path) -> None:
     if not target.exists() and not target.is_symlink():
         os.replace(source, target)
         return
-    old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
+    old = staging_path(target, "old")
     os.replace(target, old)
     os.replace(source, target)
     _remove(old)

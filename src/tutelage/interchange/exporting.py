@@ -106,7 +106,8 @@ def export_project(
 ) -> ExportReport:
     """Write the project's comparisons (preference formats) or prompts (``chat``) to `out`.
 
-    The file appears only when complete: an error leaves no partial output.
+    The file appears only when complete: an error leaves no partial output. The export
+    reads one snapshot without taking SQLite's writer, so experts keep submitting.
     """
     if fmt not in FORMATS:
         raise FormatError(
@@ -114,7 +115,8 @@ def export_project(
         )
     kind = container_for(out, container)
     report = ExportReport(project=project, format=fmt, container=kind, out=str(out))
-    with store.session() as session:
+    # a read from one snapshot that holds no writer: the workspace keeps taking judgments
+    with store.read_session() as session:
         project_id = get_project(session, name=project).id
         records: Iterator[PreferencePair] | Iterator[ChatExample]
         if fmt in PREFERENCE_FORMATS:

@@ -23,7 +23,7 @@ from tutelage.store import (  # noqa: F401  (registers their tables)
     quality_tables,
     workspace_tables,
 )
-from tutelage.store.engine import StoreError, create_store_engine, normalise_url
+from tutelage.store.engine import READ_ONLY, StoreError, create_store_engine, normalise_url
 from tutelage.store.migrate import current_revision, head_revision, upgrade
 
 __all__ = ["Store", "StoreError", "core", "normalise_url", "open_store"]
@@ -113,6 +113,30 @@ class Store:
         self._writer.acquire()
         with self._session_holding_writer() as session:
             yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """Yield a session that only reads, from one snapshot, and is rolled back.
+
+        On SQLite it takes no writer lock (a deferred transaction in WAL mode), so a long
+        read such as an export of a large project never holds up the experts' submits,
+        and a write in it fails (``query_only``). Elsewhere it is an ordinary
+        transaction, rolled back.
+        """
+        engine = self.engine.execution_options(**{READ_ONLY: True})
+        with Session(engine, autoflush=False, expire_on_commit=False) as session:
+            session.begin()
+            connection = session.connection()
+            try:
+                if self.is_local:
+                    connection.exec_driver_sql("PRAGMA query_only = 1")  # writes fail
+                    # the snapshot starts here, not at the caller's first read
+                    connection.exec_driver_sql("SELECT 1 FROM sqlite_master LIMIT 1")
+                yield session
+            finally:
+                if self.is_local:  # back in the pool, the connection must write again
+                    connection.exec_driver_sql("PRAGMA query_only = 0")
+                session.rollback()
 
     def session_if_free(self) -> AbstractContextManager[Session] | None:
         """Return `session()` if it can start at once, or None while another transaction

@@ -44,10 +44,17 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY = "tutelage_read_only"  # an execution option: see `Store.read_session`
+
+
 def _begin_immediate(connection: Any) -> None:
     # A deferred transaction that reads and then writes fails with SQLITE_BUSY when
     # another writer committed in between; taking the write lock at BEGIN avoids that.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A read-only one takes no lock: in WAL mode it reads one snapshot while others write.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN DEFERRED")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_store_engine(url: str) -> Engine:

@@ -89,7 +89,9 @@ def test_import_export_through_the_command(tmp_path: Path) -> None:
         assert project_summary(session, name="p").judgments["comparisons"] == 3
 
 
-def test_bad_input_gives_one_clear_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+def test_bad_input_gives_one_clear_line_and_a_non_zero_exit(
+    tmp_path: Path, cli: Callable[..., Any]
+) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n{"prompt": \n', "utf-8")
@@ -99,10 +101,10 @@ def test_bad_input_gives_one_clear_line_and_a_non_zero_exit(tmp_path: Path) -> N
     assert result.returncode == 1
     assert f"{bad}:2:" in result.stderr
     assert "Traceback" not in result.stderr
-    listed = run("projects", "list", "--db", db)
+    listed = cli("projects", "list", "--db", db)
     assert " p " not in listed.stdout  # the failed import left no project behind
 
-    missing = run("export", "--project", "nope", "--format", "trl", "--out", "x.jsonl", "--db", db)
+    missing = cli("export", "--project", "nope", "--format", "trl", "--out", "x.jsonl", "--db", db)
     assert missing.returncode == 1 and "no project named 'nope'" in missing.stderr
 
 
@@ -113,7 +115,7 @@ def test_db_env_var_sets_the_default_store(tmp_path: Path) -> None:
     assert db_path.is_file()
 
 
-def test_skip_invalid_reports_the_reasons(tmp_path: Path) -> None:
+def test_skip_invalid_reports_the_reasons(tmp_path: Path, cli: Callable[..., Any]) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     mixed = tmp_path / "mixed.jsonl"
     mixed.write_text(
@@ -121,7 +123,7 @@ def test_skip_invalid_reports_the_reasons(tmp_path: Path) -> None:
         '{"prompt": "q2", "chosen": "a", "rejected": "a"}\n',
         "utf-8",
     )
-    result = run("import", str(mixed), "--project", "p", "--skip-invalid", "--db", db)
+    result = cli("import", str(mixed), "--project", "p", "--skip-invalid", "--db", db)
     assert result.returncode == 0, result.stderr
     assert "1 stored, 2 skipped" in result.stdout
     assert "chosen and rejected are identical" in result.stdout
@@ -145,7 +147,9 @@ def _wait_for_login_page(url: str, process: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.slow
-def test_demo_serves_while_it_sets_up_and_is_idempotent(tmp_path: Path) -> None:
+def test_demo_serves_while_it_sets_up_and_is_idempotent(
+    tmp_path: Path, cli: Callable[..., Any]
+) -> None:
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -187,7 +191,7 @@ def test_demo_serves_while_it_sets_up_and_is_idempotent(tmp_path: Path) -> None:
     # The 12 sample pairs, and five simulated experts' judgments of its 44 comparison items.
     assert summary.judgments["comparisons"] >= 12 + 5 * 44
     assert summary.prompts_with_fewer_than_two_completions == 0
-    second = run("demo", "--max-new-tokens", "16", "--no-serve", "--db", db)
+    second = cli("demo", "--max-new-tokens", "16", "--no-serve", "--db", db)
     assert second.returncode == 0, second.stderr
     assert "exists already" in second.stdout and "generated" not in second.stdout
     with open_store(db).session() as session:
@@ -196,13 +200,13 @@ def test_demo_serves_while_it_sets_up_and_is_idempotent(tmp_path: Path) -> None:
     taken.bind(("127.0.0.1", port))
     taken.listen()
     try:
-        busy = run("serve", "--port", str(port), "--db", db)
+        busy = cli("serve", "--port", str(port), "--db", db)
     finally:
         taken.close()
     assert busy.returncode == 1 and "Traceback" not in busy.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr
 
-    report = run("quality", "report", "--project", "demo", "--json", "--bootstrap", "0", "--db", db)
+    report = cli("quality", "report", "--project", "demo", "--json", "--bootstrap", "0", "--db", db)
     assert report.returncode == 0, report.stderr
     quality = json.loads(report.stdout)
     flags: dict[str, set[str]] = {}

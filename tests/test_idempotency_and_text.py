@@ -221,3 +221,28 @@ def test_a_chat_file_repeating_its_own_prompts_imports_and_again_is_refused(
     again.write_text(json.dumps(chat) + "\r\n", encoding="utf-8")
     with pytest.raises(StoreError, match="stored already"):
         import_file(store, path=again, project="chat")
+
+
+def test_the_admin_upload_refuses_stored_records_unless_only_new(
+    store: Store, tmp_path: Path, client: TestClient
+) -> None:
+    world = make_world(store, tmp_path, pairs=1)
+    with store.session() as session:
+        token = create_api_token(session, user_id=world.admin.user_id, name="admin")
+    admin = {"Authorization": f"Bearer {token}"}
+    lines = [
+        json.dumps({"prompt": f"Upload {n}?", "chosen": f"Yes {n}", "rejected": f"No {n}"})
+        for n in range(3)
+    ]
+    url = f"/api/v1/projects/{world.project_id}/imports"
+
+    def upload(text: str, **form: str) -> Any:
+        files = {"file": ("lab.jsonl", text.encode(), "application/jsonl")}
+        return client.post(url, headers=admin, files=files, data={"source": "lab", **form})
+
+    assert upload("\n".join(lines[:2]) + "\n").status_code == 201
+    again = upload("\r\n".join(lines[:2]) + "\r\n")
+    assert again.status_code == 400 and "stored already" in again.json()["message"]
+    grown = upload("\r\n".join(lines) + "\r\n", only_new="true")
+    assert grown.status_code == 201, grown.text
+    assert grown.json()["stored"] == 1 and grown.json()["skipped"] == {ALREADY_STORED: 2}

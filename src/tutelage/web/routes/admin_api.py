@@ -181,8 +181,10 @@ def post_import(
     format: Annotated[str | None, Form()] = None,
     source: Annotated[str | None, Form()] = None,
     skip_invalid: Annotated[bool, Form()] = False,
+    only_new: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
-    """Import an uploaded file with the foundation's importers: all or nothing."""
+    """Import an uploaded file with the foundation's importers: all or nothing. Records an
+    earlier import stored refuse the file, unless `only_new`, which stores the new ones."""
     store = get_store(request)
     # The import is its own transaction; this request holds no other (SQLite has one writer).
     with store.session() as session:
@@ -200,6 +202,7 @@ def post_import(
                 fmt=format or None,
                 source=source or None,
                 skip_invalid=skip_invalid,
+                only_new=only_new,
                 before_commit=partial(
                     audit.record_import,
                     actor_id=actor.user_id,

@@ -270,7 +270,7 @@ def _project_page(
         "known": {"purpose": "gold", "count": "20", "source": ""},
         "member": {"handle": ""},
         "expertise": {"handle": "", "expertise": ""},
-        "import": {"format": "auto", "source": "", "skip_invalid": False},
+        "import": {"format": "auto", "source": "", "skip_invalid": False, "only_new": False},
         "members": {},
     }
     if form:
@@ -630,6 +630,7 @@ def import_form(
     format: Text = "auto",
     source: Text = "",
     skip_invalid: Ticked = False,
+    only_new: Ticked = False,
 ) -> HTMLResponse | RedirectResponse:
     """Import an uploaded file with the foundation's importers, all or nothing, and show
     its report. A second upload of the same file is refused, so a repeated POST is safe."""
@@ -637,7 +638,12 @@ def import_form(
     # The import is its own transaction; this request holds no other (SQLite has one writer).
     with store.session() as session:
         project_name = visible_project(session, actor=actor, project_id=project_id).name
-    entered = {"format": format, "source": source, "skip_invalid": skip_invalid}
+    entered = {
+        "format": format,
+        "source": source,
+        "skip_invalid": skip_invalid,
+        "only_new": only_new,
+    }
     name = Path(file.filename).name if file is not None and file.filename else ""
     with tempfile.TemporaryDirectory() as folder:
         try:
@@ -655,6 +661,7 @@ def import_form(
                 fmt=None if format == "auto" else format,
                 source=source.strip() or None,
                 skip_invalid=skip_invalid,
+                only_new=only_new,
                 before_commit=partial(
                     audit.record_import,
                     actor_id=actor.user_id,

@@ -2,12 +2,13 @@
 
 16 simulated experts (each with their own token and connection) loop next task -> submit
 through the JSON API of a real server (a uvicorn subprocess, as `tutelage serve` runs it)
-on a SQLite store, for a window of `--seconds`, three times: alone; while `tutelage
-import` stores 10,000 new pairs into another project; and while a TRL export of 50,000
-expert judgments runs, once as tutelage exports now (one snapshot, no writer held) and
-once as it did before this change (inside an ordinary transaction, which on SQLite holds
-the writer lock throughout). It prints judgments per second during each command and the
-ratio to the experts alone; the target is at least half.
+on a SQLite store, for a window of `--seconds`, five times: alone; while 10,000 new
+pairs are imported into another project, once as `tutelage import` does now (staged in
+batches of short transactions, published in one) and once as it did before (row by row
+in one transaction, which on SQLite holds the writer lock throughout); and while a TRL
+export of 50,000 expert judgments runs, now (one snapshot, no writer held) and before
+(inside an ordinary transaction, holding the writer). It prints judgments per second
+during each command and the ratio to the experts alone; the target is at least half.
 
     .venv/bin/python benchmarks/writer_lock.py [--seconds 45] [--experts 16] [--pairs 10000]
 
@@ -49,6 +50,34 @@ with store.session() as session:
     project_id = get_project(session, name="bench").id
     pairs = exporting._preference_pairs(session, project_id, report)
     print(write_file(Path(sys.argv[2]), "trl", pairs, "jsonl"))
+"""
+
+# The import as it was before it staged its records: row by row through RecordWriter
+# inside one `store.session()`, which on SQLite holds the writer for the whole import.
+OLD_IMPORT = """
+import sys
+from pathlib import Path
+from tutelage.formats import read_file
+from tutelage.records import Comparison, ComparisonOutcome, Project, Provenance
+from tutelage.store import open_store
+from tutelage.store.projects import create_project
+from tutelage.store.writer import RecordWriter
+store = open_store(sys.argv[1], migrate=False)
+with store.session() as session:
+    project_id = create_project(session, project=Project(name="before")).id
+    writer = RecordWriter(session, project_id=project_id)
+    provenance = Provenance(source="new-pairs")
+    for item in read_file(Path(sys.argv[2]), "trl"):
+        pair = item.record
+        prompt_id = writer.prompt_id(pair.prompt)
+        a_id = writer.completion_id(prompt_id, pair.chosen)
+        b_id = writer.completion_id(prompt_id, pair.rejected)
+        comparison = Comparison(
+            a=pair.chosen.key(), b=pair.rejected.key(), outcome=ComparisonOutcome.A,
+            provenance=provenance,
+        )
+        writer.add_comparison(prompt_id=prompt_id, a_id=a_id, b_id=b_id, comparison=comparison)
+    writer.flush()
 """
 
 
@@ -112,8 +141,11 @@ def main() -> None:
         tool = [sys.executable, "-m", "tutelage"]
         commands = {
             "experts alone": None,
-            f"import of {args.pairs:,} pairs": [
+            f"import of {args.pairs:,} pairs, staged (now)": [
                 *tool, "import", str(new_pairs), "--project", "other", "--db", url,
+            ],
+            f"import of {args.pairs:,} pairs, writer held (before)": [
+                sys.executable, "-c", OLD_IMPORT, url, str(new_pairs),
             ],
             f"export of {args.judgments:,} judgments, no writer held (now)": [
                 *tool, "export", "--project", "bench", "--format", "trl",

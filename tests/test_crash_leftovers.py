@@ -1,4 +1,4 @@
-"""An export or a snapshot killed (SIGKILL, as `kill -9`) between any two of its steps
+"""An export, a snapshot or an import killed (SIGKILL, as `kill -9`) between any two of its steps
 leaves nothing a later run trips on: what it left is found by `tutelage db doctor` and
 removed by the next run, and the name it was writing is free again."""
 
@@ -13,10 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from tutelage.datasets.versions import datasets_root
 from tutelage.interchange import import_file
 from tutelage.store import open_store
+from tutelage.store.staging_tables import ImportStagingRow, StagedComparisonRow, StagedPromptRow
+from tutelage.store.tables import ComparisonRow, ProjectRow
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -111,3 +114,44 @@ def test_doctor_leaves_a_folder_that_is_not_a_killed_snapshots(db: str, cli: Cli
     assert done.returncode == 0 and "nothing left behind" in done.stdout
     assert (mine / "manifest.json").is_file()
     assert (datasets_root() / ".notes.1-deadbeef.txt").is_file()
+
+
+def test_a_killed_import_shows_nothing_and_its_staged_records_are_removed(
+    db: str, tmp_path: Path, cli: Cli
+) -> None:
+    more = tmp_path / "more.jsonl"
+    more.write_text(
+        "".join(json.dumps({**p, "prompt": f"Another {p['prompt']}"}) + "\n" for p in PAIRS),
+        encoding="utf-8",
+    )
+    killed = killed_at("import:staged", "import", str(more), "--project", "q", db=db)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    store = open_store(db)
+    with store.read_session() as session:  # staged, never published: not there to readers
+        assert session.scalar(select(func.count()).select_from(ProjectRow)) == 1
+        assert session.scalar(select(func.count()).select_from(StagedComparisonRow)) == len(PAIRS)
+    listed = cli("db", "doctor", "--dry-run")
+    assert "would remove the staged records of the import of more.jsonl" in listed.stdout
+    assert "project 'q'" in listed.stdout
+    done = cli("import", str(more), "--project", "q")  # the same file, now whole
+    assert done.returncode == 0, done.stderr
+    with store.read_session() as session:
+        assert session.scalar(select(func.count()).select_from(ImportStagingRow)) == 0
+        assert session.scalar(select(func.count()).select_from(StagedComparisonRow)) == 0
+        assert session.scalar(select(func.count()).select_from(ComparisonRow)) == 2 * len(PAIRS)
+    store.close()
+    assert cli("db", "doctor").stdout.strip() == "nothing left behind"
+
+
+def test_doctor_removes_what_a_killed_import_staged(db: str, tmp_path: Path, cli: Cli) -> None:
+    more = tmp_path / "more.jsonl"
+    more.write_text(json.dumps({"prompt": "Q?", "chosen": "Y.", "rejected": "N."}) + "\n", "utf-8")
+    killed = killed_at("import:staged", "import", str(more), "--project", "q", db=db)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    removed = cli("db", "doctor")
+    assert "removed the staged records of the import of more.jsonl" in removed.stdout
+    store = open_store(db)
+    with store.read_session() as session:
+        assert session.scalar(select(func.count()).select_from(StagedPromptRow)) == 0
+    store.close()
+    assert cli("db", "doctor").stdout.strip() == "nothing left behind"

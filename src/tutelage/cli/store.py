@@ -62,9 +62,11 @@ def doctor_command(
     db: DbOption = None,
 ) -> None:
     """Find and remove what killed commands left: snapshot staging folders, version
-    folders never registered, half-written exports; and check the store's revision."""
+    folders never registered, half-written exports, the staged records of imports that
+    never finished; and check the store's revision."""
     from tutelage.datasets.versions import datasets_root, unregistered_versions
     from tutelage.files import find_leftovers
+    from tutelage.store.staging import remove_stagings, stale_stagings
 
     store = open_store(db, migrate=False)
     revision, newest = current_revision(store.engine), head_revision()
@@ -74,19 +76,29 @@ def doctor_command(
     for folder in folders or []:
         found += find_leftovers(folder)
     unregistered = unregistered_versions(store)
-    store.close()
+    stagings = stale_stagings(store)
     verb = "would remove" if dry_run else "removed"
     for path in found:
         console.print(f"{verb} {path} (left by a killed process)", highlight=False)
     for path in unregistered:
         console.print(f"{verb} {path} (a version a killed snapshot never registered)")
+    for row in stagings:
+        console.print(
+            f"{verb} the staged records of the import of {row.filename} into project "
+            f"{row.project!r} that process {row.pid} on {row.host} started at "
+            f"{row.started_at:%Y-%m-%d %H:%M} (it never finished; none of them is visible)",
+            highlight=False,
+        )
+    if not dry_run:
+        remove_stagings(store, [row.id for row in stagings])
+    store.close()
     if not dry_run:
         for path in [*found, *unregistered]:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-    if not found and not unregistered:
+    if not found and not unregistered and not stagings:
         console.print("nothing left behind")
 
 

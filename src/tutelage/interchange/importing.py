@@ -1,4 +1,9 @@
-"""`tutelage import`: a preference or chat file into a project, all or nothing."""
+"""`tutelage import`: a preference or chat file into a project, all or nothing.
+
+The records are staged in batches of short transactions and published in one short
+transaction at the end (`tutelage.store.staging`): the experts' submits go on while a
+large file imports, and no reader sees part of it.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +14,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from tutelage.files import crash_point
 from tutelage.formats import FormatError, detect_format, read_file
-from tutelage.records import (
-    ChatExample,
-    Comparison,
-    ComparisonOutcome,
-    PreferencePair,
-    Project,
-    Provenance,
-)
+from tutelage.records import ChatExample, PreferencePair, Project
 from tutelage.store import Store, StoreError
 from tutelage.store.projects import ProjectNotFound, create_project, get_project
-from tutelage.store.tables import ComparisonRow, ImportRow
-from tutelage.store.writer import RecordWriter
+from tutelage.store.staging import Staging, remove_stagings, stale_stagings
+from tutelage.store.tables import ImportRow, ProjectRow
 
 __all__ = ["ALREADY_STORED", "IDENTICAL", "ImportReport", "import_file"]
 
 IDENTICAL = "chosen and rejected are identical"
 ALREADY_STORED = "stored already by an earlier import"
 _EXAMPLES_KEPT = 5
+BATCH = 1000  # records a staging transaction writes: tens of milliseconds of the writer
 
 
 @dataclass
@@ -63,27 +63,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-# Built once: it runs for every pair whose prompt and answers are all stored already.
-_comparisons = ComparisonRow.__table__
-_COMPARED_BEFORE = (
-    select(_comparisons.c.id)
-    .where(
-        _comparisons.c.completion_a_id == bindparam("a_id"),
-        _comparisons.c.completion_b_id == bindparam("b_id"),
-        _comparisons.c.source == bindparam("source"),
-        _comparisons.c.outcome == ComparisonOutcome.A.value,
-        or_(_comparisons.c.import_id.is_(None), _comparisons.c.import_id != bindparam("import_id")),
-    )
-    .limit(1)
-)
-
-
-def _compared_before(session: Session, import_id: int, a_id: int, b_id: int, source: str) -> bool:
-    """Whether an earlier import stored this pair with this label from this source."""
-    parameters = {"a_id": a_id, "b_id": b_id, "source": source, "import_id": import_id}
-    return session.connection().execute(_COMPARED_BEFORE, parameters).first() is not None
 
 
 def _refuse_repeats(report: ImportReport, *, only_new: bool) -> None:
@@ -121,7 +100,7 @@ def import_file(
     on_line: Callable[[int], None] | None = None,
     before_commit: Callable[[Session, ImportReport], None] | None = None,
 ) -> ImportReport:
-    """Import `path` into `project` in one transaction and return the report.
+    """Import `path` into `project`, all or nothing, and return the report.
 
     A bad line raises `FormatError` naming file, line and field, and nothing from the
     file is stored, unless `skip_invalid`, which stores the valid records and counts
@@ -132,8 +111,9 @@ def import_file(
     the same source, or the same chat prompt and answer), whatever the file's bytes or
     line endings, refuses the whole import, unless `only_new`, which stores the new
     records only and counts the others.
-    `before_commit` runs last inside the import's transaction (the workspace records the
-    import in its audit log there, so the entry and the data commit together).
+    `before_commit` runs last inside the transaction that publishes the records (the
+    workspace records the import in its audit log there, so the entry and the data commit
+    together).
     """
     started = time.perf_counter()
     if not path.is_file():
@@ -144,43 +124,13 @@ def import_file(
         raise StoreError("the source name must not be empty")
     sha256 = _sha256(path)
     report = ImportReport(path=str(path), project=project, format=fmt, source=source)
+    with store.read_session() as session:
+        _refuse_same_file(session, path, project, sha256)
+    remove_stagings(store, [row.id for row in stale_stagings(store)])
 
-    with store.session() as session:
-        try:
-            project_row = get_project(session, name=project)
-        except ProjectNotFound:
-            project_row = create_project(session, project=Project(name=project))
-            report.project_created = True
-        earlier = session.scalar(
-            select(ImportRow).where(
-                ImportRow.project_id == project_row.id, ImportRow.sha256 == sha256
-            )
-        )
-        if earlier is not None:
-            raise StoreError(
-                f"{path}: this file was imported into project {project!r} already "
-                f"(import #{earlier.id} on {earlier.created_at:%Y-%m-%d %H:%M}, "
-                f"{earlier.stored} records); nothing was stored"
-            )
-        import_id = session.scalar(
-            insert(ImportRow)
-            .values(
-                project_id=project_row.id,
-                source=source,
-                filename=path.name,
-                sha256=sha256,
-                format=fmt,
-                licence=licence,
-                consent=consent,
-            )
-            .returning(ImportRow.id)
-        )
-        assert import_id is not None
-        report.import_id = import_id
-        writer = RecordWriter(session, project_id=project_row.id, import_id=import_id)
-        provenance = Provenance(source=source)
-        prompts_here: set[int] = set()  # the chat prompts this import stored
-
+    staging = Staging(store, project=project, filename=path.name)
+    try:
+        batch: list[PreferencePair | ChatExample] = []
         for item in read_file(path, fmt):
             report.lines_read += 1
             if on_line is not None:
@@ -193,56 +143,87 @@ def import_file(
                     report.skipped_examples.append(str(item.error))
                 continue
             record = item.record
-            added_before = writer.prompts_added + writer.completions_added
-            if isinstance(record, PreferencePair):
-                if record.chosen.text == record.rejected.text:
-                    report.skipped[IDENTICAL] += 1
-                    continue
-                prompt_id = writer.prompt_id(record.prompt)
-                a_id = writer.completion_id(prompt_id, record.chosen)
-                b_id = writer.completion_id(prompt_id, record.rejected)
-                known = writer.prompts_added + writer.completions_added == added_before
-                if known and _compared_before(session, import_id, a_id, b_id, source):
-                    report.skipped[ALREADY_STORED] += 1
-                    continue
-                writer.add_comparison(
-                    prompt_id=prompt_id,
-                    a_id=a_id,
-                    b_id=b_id,
-                    comparison=Comparison(
-                        a=record.chosen.key(),
-                        b=record.rejected.key(),
-                        outcome=ComparisonOutcome.A,
-                        strength=record.strength,
-                        provenance=provenance,
-                    ),
-                )
-            elif isinstance(record, ChatExample):
-                prompt_id = writer.prompt_id(record.prompt)
-                if record.answer is not None:
-                    writer.completion_id(prompt_id, record.answer)
-                if writer.prompts_added + writer.completions_added > added_before:
-                    prompts_here.add(prompt_id)
-                elif prompt_id not in prompts_here:  # not a repeat within this file
-                    report.skipped[ALREADY_STORED] += 1
-                    continue
-            report.records_stored += 1
-        writer.flush()
+            assert record is not None  # a line without an error has its record
+            if isinstance(record, PreferencePair) and record.chosen.text == record.rejected.text:
+                report.skipped[IDENTICAL] += 1
+                continue
+            batch.append(record)
+            if len(batch) == BATCH:
+                _stage(staging, batch, source, report)
+                batch = []
+        _stage(staging, batch, source, report)
         _refuse_repeats(report, only_new=only_new)
-
-        report.prompts_added = writer.prompts_added
-        report.completions_added = writer.completions_added
-        report.comparisons_added = writer.comparisons_added
-        session.execute(
-            update(ImportRow)
-            .where(ImportRow.id == import_id)
-            .values(
-                lines_read=report.lines_read,
-                stored=report.records_stored,
-                skipped=dict(report.skipped),
-            )
-        )
-        if before_commit is not None:
-            before_commit(session, report)
+        crash_point("import:staged")
+        with store.session() as session:
+            _publish(session, staging, report, licence=licence, consent=consent, sha256=sha256)
+            if before_commit is not None:
+                before_commit(session, report)
+    finally:
+        staging.discard()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _stage(
+    staging: Staging, batch: list[PreferencePair | ChatExample], source: str, report: ImportReport
+) -> None:
+    """Stage the batch's records the project does not hold yet; count the others."""
+    new = staging.add(batch, source)
+    if new < len(batch):
+        report.skipped[ALREADY_STORED] += len(batch) - new
+    report.records_stored += new
+
+
+def _refuse_same_file(session: Session, path: Path, project: str, sha256: str) -> None:
+    earlier = session.scalar(
+        select(ImportRow)
+        .join(ProjectRow, ProjectRow.id == ImportRow.project_id)
+        .where(ProjectRow.name == project, ImportRow.sha256 == sha256)
+    )
+    if earlier is not None:
+        raise StoreError(
+            f"{path}: this file was imported into project {project!r} already "
+            f"(import #{earlier.id} on {earlier.created_at:%Y-%m-%d %H:%M}, "
+            f"{earlier.stored} records); nothing was stored"
+        )
+
+
+def _publish(
+    session: Session,
+    staging: Staging,
+    report: ImportReport,
+    *,
+    licence: str,
+    consent: str,
+    sha256: str,
+) -> None:
+    """Record the import and move its staged records into the project, in one transaction."""
+    path = Path(report.path)
+    try:
+        project_row = get_project(session, name=report.project)
+    except ProjectNotFound:
+        project_row = create_project(session, project=Project(name=report.project))
+        report.project_created = True
+    _refuse_same_file(session, path, report.project, sha256)  # another import of it finished
+    import_id = session.scalar(
+        insert(ImportRow)
+        .values(
+            project_id=project_row.id,
+            source=report.source,
+            filename=path.name,
+            sha256=sha256,
+            format=report.format,
+            licence=licence,
+            consent=consent,
+            lines_read=report.lines_read,
+            stored=report.records_stored,
+            skipped=dict(report.skipped),
+        )
+        .returning(ImportRow.id)
+    )
+    assert import_id is not None
+    report.import_id = import_id
+    added = staging.publish(session, project_id=project_row.id, import_id=import_id)
+    report.prompts_added = added.prompts
+    report.completions_added = added.completions
+    report.comparisons_added = added.comparisons

@@ -21,6 +21,7 @@ from tutelage.settings import default_db_url
 from tutelage.store import (  # noqa: F401  (registers their tables)
     dataset_tables,
     quality_tables,
+    staging_tables,
     workspace_tables,
 )
 from tutelage.store.engine import READ_ONLY, StoreError, create_store_engine, normalise_url

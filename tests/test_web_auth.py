@@ -247,7 +247,7 @@ def test_the_invitation_page_creates_the_account_and_signs_it_in(
     short = client.post(
         url, data={"handle": "newbie", "password": "short", "csrf_token": form_token}
     )
-    assert short.status_code == 400
+    assert short.status_code == 422
     assert "at least 10 characters" in short.text
     assert count(store, UserRow) == 1
 

@@ -36,6 +36,7 @@ __all__ = [
     "IdempotencyRow",
     "InvitationRow",
     "ItemRow",
+    "LoginThrottleRow",
     "MembershipRow",
     "NdaAcceptanceRow",
     "RenderedAnswerRow",
@@ -177,6 +178,29 @@ class WebSessionRow(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Where it was signed in from, so its owner can tell their sessions apart (0009).
+    address: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="", server_default="")
+
+
+class LoginThrottleRow(Base):
+    """Failed sign-ins of one client address or one account, and its lock (migration 0009);
+    `scope` 'known' marks an address an account signed in from (see workspace.throttling)."""
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (
+        UniqueConstraint("scope", "key"),
+        CheckConstraint("scope IN ('address', 'account', 'known')", name="scope"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8))
+    key: Mapped[str] = mapped_column(String(400))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    locks: Mapped[int] = mapped_column(Integer, default=0)  # in a row: each lasts twice as long
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class InvitationRow(Base):

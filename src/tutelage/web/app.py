@@ -14,6 +14,7 @@ from tutelage.store import Store, open_store
 from tutelage.web.errors import install_error_handlers
 from tutelage.web.headers import SecurityHeadersMiddleware
 from tutelage.web.input_checks import refuse_unstorable_input
+from tutelage.web.openapi import install_openapi
 from tutelage.web.pages import STATIC_DIR
 from tutelage.web.routes import (
     access_api,
@@ -25,6 +26,7 @@ from tutelage.web.routes import (
     dataset_pages,
     quality_api,
     quality_pages,
+    security_api,
     work_api,
     work_pages,
 )
@@ -76,11 +78,10 @@ def create_app(
     app.state.settings = settings or ServerSettings()
     app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
-    app.include_router(auth_api.router, prefix=API_PREFIX)
-    app.include_router(work_api.router, prefix=API_PREFIX)
-    app.include_router(admin_api.router, prefix=API_PREFIX)
-    app.include_router(quality_api.router, prefix=API_PREFIX)
-    app.include_router(access_api.router, prefix=API_PREFIX)
+    api = [auth_api, work_api, admin_api, quality_api, access_api, security_api]
+    for module in api:
+        app.include_router(module.router, prefix=API_PREFIX)
+    install_openapi(app, [(API_PREFIX, module.router) for module in api])
     app.include_router(auth_pages.router)
     app.include_router(account_pages.router)
     app.include_router(admin_pages.router)

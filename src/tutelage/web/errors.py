@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException
 
 from tutelage.formats import FormatError
@@ -21,6 +21,7 @@ from tutelage.web.deps import SESSION_COOKIE, clear_session_cookie, get_settings
 from tutelage.web.headers import SECURITY_HEADERS
 from tutelage.web.pages import render
 from tutelage.workspace.errors import Unauthenticated, WorkspaceError
+from tutelage.workspace.throttling import Throttled
 
 __all__ = ["error_response", "install_error_handlers", "is_api_request"]
 
@@ -61,7 +62,21 @@ async def _workspace_error(request: Request, exc: Exception) -> Response:
         if SESSION_COOKIE in request.cookies:  # expired or ended: drop it
             clear_session_cookie(response, get_settings(request))
         return response
-    return error_response(request, status=exc.status, code=exc.code, message=exc.message)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Throttled) else None
+    return error_response(
+        request, status=exc.status, code=exc.code, message=exc.message, headers=headers
+    )
+
+
+async def _out_of_range(request: Request, exc: Exception) -> Response:
+    # The route's types bound what they accept (tutelage.web.params); this catches a number
+    # that got past them, so that the store's refusal is a 422, never a 500.
+    return error_response(
+        request,
+        status=422,
+        code="invalid_request",
+        message="invalid request: a number is out of the range the store can hold",
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -125,5 +140,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(FormatError, _store_error)  # a file that cannot be read: 400
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _out_of_range)  # PostgreSQL: integer out of range
+    app.add_exception_handler(OverflowError, _out_of_range)  # SQLite: int too large
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

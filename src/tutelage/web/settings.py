@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tutelage.settings import default_db_url
+from tutelage.workspace.throttling import ThrottlePolicy
 
 __all__ = ["ServerSettings"]
 
@@ -28,7 +29,22 @@ class ServerSettings(BaseSettings):
     # A model string for red-team candidate generation (see `tutelage generate --model`);
     # None switches generation from the workspace off.
     generation_model: str | None = None
+    # Sign-in throttling (see tutelage.workspace.throttling): this many wrong passwords in
+    # 15 minutes lock a client address, and (from addresses it was never signed into from)
+    # an account; the first lock lasts `login_lock_seconds`, each next one twice as long.
+    login_address_failures: int = Field(default=5, ge=1, le=1000)
+    login_account_failures: int = Field(default=20, ge=1, le=10_000)
+    login_lock_seconds: int = Field(default=60, ge=1, le=24 * 3600)
 
     @property
     def session_idle(self) -> timedelta:
         return timedelta(minutes=self.session_idle_minutes)
+
+    @property
+    def throttle(self) -> ThrottlePolicy:
+        return ThrottlePolicy(
+            address_failures=self.login_address_failures,
+            account_failures=self.login_account_failures,
+            first_lock=timedelta(seconds=self.login_lock_seconds),
+            longest_lock=max(timedelta(hours=1), timedelta(seconds=self.login_lock_seconds)),
+        )

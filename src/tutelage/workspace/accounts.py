@@ -34,6 +34,7 @@ from tutelage.workspace.errors import (
     Unauthenticated,
     WorkspaceError,
 )
+from tutelage.workspace.passwords import check_password
 
 __all__ = [
     "ROLES",
@@ -44,12 +45,15 @@ __all__ = [
     "create_user",
     "end_web_session",
     "end_web_sessions",
+    "hash_password",
     "invite",
+    "password_needs_rehash",
     "sign_out_everywhere",
     "start_web_session",
     "token_hash",
     "user_for_api_token",
     "user_for_web_session",
+    "verify_password",
 ]
 
 ROLES = ("admin", "reviewer", "expert")
@@ -74,6 +78,7 @@ class Actor:
     role: str
     expertise: frozenset[str]
     csrf_token: str | None = None  # set for browser sessions
+    session_id: int | None = None  # the browser session's row, when it is one
 
     @property
     def is_admin(self) -> bool:
@@ -98,9 +103,22 @@ def _actor(user: UserRow, csrf_token: str | None = None) -> Actor:
     )
 
 
-def _check_password(password: str) -> None:
-    if len(password) < 10:
-        raise WorkspaceError("a password needs at least 10 characters", code="weak_password")
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored: str | None, password: str) -> bool:
+    """Whether `password` matches the stored hash; with none stored (no such account) it
+    still hashes, so that the answer takes as long either way."""
+    try:
+        _hasher.verify(stored or _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+    return stored is not None
+
+
+def password_needs_rehash(stored: str) -> bool:
+    return _hasher.check_needs_rehash(stored)
 
 
 def create_user(
@@ -127,7 +145,7 @@ def create_user(
             refuse_control_characters(value, what)
         except ValueError as exc:
             raise Invalid(str(exc), code="bad_characters") from None
-    _check_password(password)
+    check_password(password, email=email, handle=handle.strip(), name=display_name)
     taken = session.scalar(
         select(UserRow.id).where((UserRow.email == email) | (UserRow.handle == handle))
     )
@@ -139,7 +157,7 @@ def create_user(
         display_name=display_name,
         role=role,
         expertise=sorted(expertise),
-        password_hash=_hasher.hash(password),
+        password_hash=hash_password(password),
     )
     session.add(user)
     session.flush()
@@ -157,19 +175,20 @@ def authenticate(session: Session, *, email: str, password: str) -> UserRow:
     """Return the active user with this e-mail and password, or raise Unauthenticated."""
     user = session.scalar(select(UserRow).where(UserRow.email == email.strip().lower()))
     stored = user.password_hash if user is not None and user.is_active else None
-    try:
-        _hasher.verify(stored or _DUMMY_HASH, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        raise Unauthenticated("wrong e-mail address or password") from None
-    if user is None or stored is None:
+    if user is None or stored is None or not verify_password(stored, password):
         raise Unauthenticated("wrong e-mail address or password")
-    if _hasher.check_needs_rehash(stored):
-        user.password_hash = _hasher.hash(password)
+    if password_needs_rehash(stored):
+        user.password_hash = hash_password(password)
     return user
 
 
 def start_web_session(
-    session: Session, *, user: UserRow, idle: timedelta = SESSION_IDLE_TIMEOUT
+    session: Session,
+    *,
+    user: UserRow,
+    idle: timedelta = SESSION_IDLE_TIMEOUT,
+    address: str = "",
+    user_agent: str = "",
 ) -> tuple[str, str]:
     """Return (cookie token, CSRF token) of a new browser session for `user`. Its row's
     `expires_at` is the idle deadline, which requests move on; `created_at` plus
@@ -184,6 +203,8 @@ def start_web_session(
             csrf_token=csrf,
             created_at=now,
             expires_at=now + min(idle, SESSION_LIFETIME),
+            address=address[:64],
+            user_agent=user_agent[:300],
         )
     )
     return token, csrf
@@ -226,7 +247,7 @@ def user_for_web_session(
     deadline = min(now + idle, end)
     if abs(deadline - _aware(expires_at)) > min(_IDLE_REFRESH, idle / 10):
         core(session).execute(_MOVE_DEADLINE, {"session_id": session_id, "deadline": deadline})
-    return Actor(user_id, handle, role, frozenset(expertise), csrf)
+    return Actor(user_id, handle, role, frozenset(expertise), csrf, session_id)
 
 
 _MOVE_DEADLINE = (
@@ -244,12 +265,17 @@ def end_web_session(session: Session, *, token: str) -> None:
     )
 
 
-def end_web_sessions(session: Session, *, user_id: int) -> int:
-    """End every live browser session of the user ("sign out everywhere"); return how many."""
+def end_web_sessions(session: Session, *, user_id: int, except_id: int | None = None) -> int:
+    """End every live browser session of the user ("sign out everywhere"), but the one
+    `except_id` names; return how many."""
     now = datetime.now(UTC)
     ended = session.execute(
         update(WebSessionRow)
-        .where(WebSessionRow.user_id == user_id, WebSessionRow.expires_at > now)
+        .where(
+            WebSessionRow.user_id == user_id,
+            WebSessionRow.expires_at > now,
+            WebSessionRow.id != (except_id or 0),
+        )
         .values(expires_at=now)
     )
     return int(ended.rowcount)  # type: ignore[attr-defined]

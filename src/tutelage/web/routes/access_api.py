@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from tutelage.web.deps import AdminActor, CurrentActor, DbSession
+from tutelage.web.params import Id
 from tutelage.workspace.revocation import (
     activate_user,
     deactivate_user,
@@ -50,6 +51,6 @@ def get_my_tokens(session: DbSession, actor: CurrentActor) -> list[dict[str, Any
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def delete_token(token_id: int, session: DbSession, actor: CurrentActor) -> None:
+def delete_token(token_id: Id, session: DbSession, actor: CurrentActor) -> None:
     """Revoke a token: its next request is refused."""
     revoke_token(session, actor=actor, token_id=token_id)

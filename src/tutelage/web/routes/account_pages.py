@@ -22,6 +22,7 @@ from tutelage.store.tables import UserRow
 from tutelage.store.workspace_tables import AuditRow
 from tutelage.web.deps import AdminActor, CurrentActor, DbSession
 from tutelage.web.pages import render
+from tutelage.web.params import Id
 from tutelage.workspace.accounts import Actor, create_api_token
 from tutelage.workspace.errors import NotFound, WorkspaceError
 from tutelage.workspace.revocation import (
@@ -177,7 +178,7 @@ def _revoke(session: Session, actor: Actor, user: UserRow, token_id: int) -> str
 
 @router.post("/account/tokens/{token_id}/revoke", response_model=None)
 def revoke_my_token_form(
-    token_id: int, request: Request, session: DbSession, actor: CurrentActor
+    token_id: Id, request: Request, session: DbSession, actor: CurrentActor
 ) -> HTMLResponse | RedirectResponse:
     user = _user(session, actor.handle)
     return _change(
@@ -226,7 +227,7 @@ def activate_form(
 
 @router.post("/admin/users/{handle}/tokens/{token_id}/revoke", response_model=None)
 def revoke_token_form(
-    handle: str, token_id: int, request: Request, session: DbSession, actor: AdminActor
+    handle: str, token_id: Id, request: Request, session: DbSession, actor: AdminActor
 ) -> HTMLResponse | RedirectResponse:
     user = _user(session, handle)
     return _change(

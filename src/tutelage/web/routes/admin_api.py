@@ -25,6 +25,7 @@ from tutelage.web.deps import (
     request_credentials,
     require_admin,
 )
+from tutelage.web.params import Id, Limit
 from tutelage.workspace import audit
 from tutelage.workspace.accounts import Actor, create_user
 from tutelage.workspace.audit import audit_entries
@@ -38,6 +39,7 @@ from tutelage.workspace.membership import (
     set_expertise,
     update_project,
 )
+from tutelage.workspace.passwords import MAX_PASSWORD_BYTES
 from tutelage.workspace.policy import visible_project
 from tutelage.workspace.stats import project_stats
 
@@ -65,18 +67,18 @@ def create_project(project: Project, session: DbSession, actor: AdminActor) -> d
 
 @router.put("/projects/{project_id}")
 def put_project(
-    project_id: int, project: Project, session: DbSession, actor: AdminActor
+    project_id: Id, project: Project, session: DbSession, actor: AdminActor
 ) -> dict[str, Any]:
     row = update_project(session, actor=actor, project_id=project_id, project=project)
     return {"id": row.id, "name": row.name}
 
 
 class NewUser(BaseModel):
-    email: str
-    handle: str
-    password: str
+    email: str = Field(max_length=320)
+    handle: str = Field(max_length=200)
+    password: str = Field(max_length=MAX_PASSWORD_BYTES)
     role: str = "expert"
-    display_name: str = ""
+    display_name: str = Field(default="", max_length=200)
     expertise: list[str] = Field(default_factory=list)
 
 
@@ -109,18 +111,18 @@ class Member(BaseModel):
 
 
 @router.post("/projects/{project_id}/members", status_code=204)
-def post_member(project_id: int, body: Member, session: DbSession, actor: AdminActor) -> None:
+def post_member(project_id: Id, body: Member, session: DbSession, actor: AdminActor) -> None:
     add_member(session, actor=actor, project_id=project_id, handle=body.handle)
 
 
 @router.delete("/projects/{project_id}/members/{handle}", status_code=204)
-def delete_member(project_id: int, handle: str, session: DbSession, actor: AdminActor) -> None:
+def delete_member(project_id: Id, handle: str, session: DbSession, actor: AdminActor) -> None:
     remove_member(session, actor=actor, project_id=project_id, handle=handle)
 
 
 @router.post("/projects/{project_id}/members/{handle}/qualification/reset", status_code=204)
 def post_reset_qualification(
-    project_id: int, handle: str, session: DbSession, actor: AdminActor
+    project_id: Id, handle: str, session: DbSession, actor: AdminActor
 ) -> None:
     reset_qualification(session, actor=actor, project_id=project_id, handle=handle)
 
@@ -133,7 +135,7 @@ class BuildItems(BaseModel):
 
 @router.post("/projects/{project_id}/items")
 def post_items(
-    project_id: int, body: BuildItems, session: DbSession, actor: AdminActor
+    project_id: Id, body: BuildItems, session: DbSession, actor: AdminActor
 ) -> dict[str, int]:
     """Create the items the project's prompts and answers allow and it lacks."""
     project = visible_project(session, actor=actor, project_id=project_id)
@@ -157,7 +159,7 @@ class KnownAnswers(BaseModel):
 
 @router.post("/projects/{project_id}/known-answers")
 def post_known_answers(
-    project_id: int, body: KnownAnswers, session: DbSession, actor: AdminActor
+    project_id: Id, body: KnownAnswers, session: DbSession, actor: AdminActor
 ) -> dict[str, int]:
     """Make gold or qualification items from imported pairs whose winner is known."""
     visible_project(session, actor=actor, project_id=project_id)
@@ -174,7 +176,7 @@ def post_known_answers(
 
 @router.post("/projects/{project_id}/imports", status_code=201)
 def post_import(
-    project_id: int,
+    project_id: Id,
     request: Request,
     actor: LongRunningAdmin,
     file: Annotated[UploadFile, File()],
@@ -225,7 +227,7 @@ def post_import(
 
 
 @router.get("/projects/{project_id}/stats")
-def get_stats(project_id: int, session: DbSession, actor: AdminActor) -> dict[str, Any]:
+def get_stats(project_id: Id, session: DbSession, actor: AdminActor) -> dict[str, Any]:
     """Progress, throughput, cost so far and to finish, and every expert's figures."""
     visible_project(session, actor=actor, project_id=project_id)
     stats = project_stats(session, project_id=project_id)
@@ -256,7 +258,7 @@ def get_stats(project_id: int, session: DbSession, actor: AdminActor) -> dict[st
 
 @router.get("/projects/{project_id}/audit")
 def get_audit(
-    project_id: int, session: DbSession, actor: AdminActor, limit: int = 200
+    project_id: Id, session: DbSession, actor: AdminActor, limit: Limit = 200
 ) -> list[dict[str, Any]]:
     visible_project(session, actor=actor, project_id=project_id)
     return [
@@ -271,9 +273,18 @@ def get_audit(
     ]
 
 
-@router.get("/projects/{project_id}/export")
+@router.get(
+    "/projects/{project_id}/export",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "One JSON record per line.",
+            "content": {"application/jsonl": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def get_export(
-    project_id: int, request: Request, actor: LongRunningAdmin, format: str = "trl"
+    project_id: Id, request: Request, actor: LongRunningAdmin, format: str = "trl"
 ) -> FileResponse:
     """Download the project's comparisons (or prompts, for ``chat``) as JSONL."""
     if format not in FORMATS:

@@ -33,6 +33,7 @@ from tutelage.store.workspace_tables import AuditRow, MembershipRow, NdaAcceptan
 from tutelage.web.admin_forms import ProjectForm, messages, words
 from tutelage.web.deps import AdminActor, DbSession, get_store
 from tutelage.web.pages import render
+from tutelage.web.params import Id
 from tutelage.web.routes.admin_api import BuildItems, KnownAnswers, LongRunningAdmin
 from tutelage.workspace import audit
 from tutelage.workspace.accounts import ROLES, Actor, create_user, invite
@@ -421,7 +422,7 @@ def new_project_submit(
 
 @router.get("/projects/{project_id}/edit")
 def edit_project_form(
-    project_id: int, request: Request, session: DbSession, actor: AdminActor
+    project_id: Id, request: Request, session: DbSession, actor: AdminActor
 ) -> HTMLResponse:
     row = visible_project(session, actor=actor, project_id=project_id)
     values = ProjectForm.of(project_record(row))
@@ -430,7 +431,7 @@ def edit_project_form(
 
 @router.post("/projects/{project_id}/edit", response_model=None)
 def edit_project_submit(
-    project_id: int,
+    project_id: Id,
     request: Request,
     session: DbSession,
     actor: AdminActor,
@@ -459,7 +460,7 @@ def edit_project_submit(
 
 @router.get("/projects/{project_id}")
 def project_page(
-    project_id: int,
+    project_id: Id,
     request: Request,
     session: DbSession,
     actor: AdminActor,
@@ -472,7 +473,7 @@ def project_page(
 
 @router.post("/projects/{project_id}/items", response_model=None)
 def build_items_form(
-    project_id: int,
+    project_id: Id,
     request: Request,
     session: DbSession,
     actor: AdminActor,
@@ -505,7 +506,7 @@ def build_items_form(
 
 @router.post("/projects/{project_id}/known-answers", response_model=None)
 def known_answers_form(
-    project_id: int,
+    project_id: Id,
     request: Request,
     session: DbSession,
     actor: AdminActor,
@@ -535,7 +536,7 @@ def known_answers_form(
 
 @router.post("/projects/{project_id}/members", response_model=None)
 def add_member_form(
-    project_id: int,
+    project_id: Id,
     request: Request,
     session: DbSession,
     actor: AdminActor,
@@ -560,7 +561,7 @@ def add_member_form(
 
 @router.post("/projects/{project_id}/members/{handle}/remove", response_model=None)
 def remove_member_form(
-    project_id: int, handle: str, request: Request, session: DbSession, actor: AdminActor
+    project_id: Id, handle: str, request: Request, session: DbSession, actor: AdminActor
 ) -> HTMLResponse | RedirectResponse:
     visible_project(session, actor=actor, project_id=project_id)
     try:
@@ -573,7 +574,7 @@ def remove_member_form(
 
 @router.post("/projects/{project_id}/members/{handle}/reset-qualification", response_model=None)
 def reset_qualification_form(
-    project_id: int, handle: str, request: Request, session: DbSession, actor: AdminActor
+    project_id: Id, handle: str, request: Request, session: DbSession, actor: AdminActor
 ) -> HTMLResponse | RedirectResponse:
     visible_project(session, actor=actor, project_id=project_id)
     try:
@@ -586,7 +587,7 @@ def reset_qualification_form(
 
 @router.post("/projects/{project_id}/expertise", response_model=None)
 def expertise_form(
-    project_id: int,
+    project_id: Id,
     request: Request,
     session: DbSession,
     actor: AdminActor,
@@ -623,7 +624,7 @@ def _import_failure(exc: Exception, folder: str, name: str) -> str:
 
 @router.post("/projects/{project_id}/import", response_model=None)
 def import_form(
-    project_id: int,
+    project_id: Id,
     request: Request,
     actor: LongRunningAdmin,
     file: Annotated[UploadFile | None, File()] = None,
@@ -734,7 +735,7 @@ def audit_page(
 
 @router.get("/projects/{project_id}/audit")
 def project_audit_page(
-    project_id: int,
+    project_id: Id,
     request: Request,
     session: DbSession,
     actor: AdminActor,

@@ -17,23 +17,24 @@ from tutelage.web.deps import (
     get_settings,
     set_session_cookie,
 )
+from tutelage.web.params import BodyId
+from tutelage.web.sign_in import sign_in_request
 from tutelage.workspace.accounts import (
     Actor,
     accept_invitation,
-    authenticate,
     create_api_token,
     end_web_session,
     invite,
     sign_out_everywhere,
-    start_web_session,
 )
+from tutelage.workspace.passwords import MAX_PASSWORD_BYTES
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["accounts"])
 
-# Long enough for any real password; bounded because argon2 hashes the whole input.
-Password = Annotated[str, Field(min_length=1, max_length=1024)]
+# Bounded because argon2 hashes the whole input (the policy counts bytes: MAX_PASSWORD_BYTES).
+Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_BYTES)]
 
 
 class _Body(BaseModel):
@@ -84,7 +85,7 @@ class TokenOut(BaseModel):
 class InvitationIn(_Body):
     email: str = Field(max_length=320)
     role: str = "expert"
-    project_id: int | None = None
+    project_id: BodyId | None = None
     expertise: list[str] = Field(default_factory=list)
 
 
@@ -99,12 +100,15 @@ class AcceptIn(_Body):
 
 
 @router.post("/auth/login")
-def login(body: LoginIn, request: Request, response: Response, session: DbSession) -> LoginOut:
-    """Sign in: set the session cookie and return the CSRF token that writes must carry."""
-    user = authenticate(session, email=body.email, password=body.password)
-    token, csrf = start_web_session(session, user=user, idle=get_settings(request).session_idle)
-    set_session_cookie(response, token, get_settings(request))
-    return LoginOut(user=UserOut.of_row(user), csrf_token=csrf)
+def login(body: LoginIn, request: Request, response: Response) -> LoginOut:
+    """Sign in: set the session cookie and return the CSRF token that writes must carry.
+
+    Wrong passwords are counted per client address and per account: past the bar the
+    address (or account) is locked for a while, and every sign-in is refused with 429 and
+    `Retry-After` until the lock ends, right password or not."""
+    signed_in = sign_in_request(request, email=body.email, password=body.password)
+    set_session_cookie(response, signed_in.token, get_settings(request))
+    return LoginOut(user=UserOut.of_row(signed_in.user), csrf_token=signed_in.csrf_token)
 
 
 @router.post("/auth/logout", status_code=204)

@@ -21,14 +21,15 @@ from tutelage.web.deps import (
     set_session_cookie,
 )
 from tutelage.web.pages import render
+from tutelage.web.sign_in import client_address, sign_in_request, user_agent
 from tutelage.workspace.accounts import (
     accept_invitation,
-    authenticate,
     end_web_session,
     sign_out_everywhere,
     start_web_session,
 )
 from tutelage.workspace.errors import NotFound, Unauthenticated, WorkspaceError
+from tutelage.workspace.throttling import Throttled
 
 __all__ = ["router"]
 
@@ -65,7 +66,6 @@ def login_form(
 @router.post("/login", response_model=None)
 def login_submit(
     request: Request,
-    session: DbSession,
     email: FormText = "",
     password: FormText = "",
     csrf_token: FormText = "",
@@ -73,12 +73,14 @@ def login_submit(
 ) -> HTMLResponse | RedirectResponse:
     check_form_csrf(request, csrf_token)
     try:
-        user = authenticate(session, email=email, password=password)
-    except Unauthenticated as exc:
+        signed_in = sign_in_request(request, email=email, password=password)
+    except (Unauthenticated, Throttled) as exc:
         context = {"next": safe_next(next_path), "email": email, "error": exc.message}
-        return _form_page(request, "login.html", context, status=exc.status)
-    token, _ = start_web_session(session, user=user, idle=get_settings(request).session_idle)
-    return _signed_in_redirect(request, token, safe_next(next_path))
+        page = _form_page(request, "login.html", context, status=exc.status)
+        if isinstance(exc, Throttled):
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
+    return _signed_in_redirect(request, signed_in.token, safe_next(next_path))
 
 
 @router.post("/logout")
@@ -134,6 +136,10 @@ def invitation_submit(
         }
         return _form_page(request, "invite.html", context, status=exc.status)
     session_token, _ = start_web_session(
-        session, user=user, idle=get_settings(request).session_idle
+        session,
+        user=user,
+        idle=get_settings(request).session_idle,
+        address=client_address(request),
+        user_agent=user_agent(request),
     )
     return _signed_in_redirect(request, session_token, "/")

@@ -25,6 +25,7 @@ from tutelage.datasets import open_version as _open_version
 from tutelage.store.tables import ProjectRow
 from tutelage.web.deps import AdminActor, DbSession, get_store
 from tutelage.web.pages import render
+from tutelage.web.params import Id
 from tutelage.web.routes.admin_api import LongRunningAdmin
 from tutelage.workspace.errors import NotFound
 from tutelage.workspace.policy import visible_project
@@ -107,7 +108,7 @@ def _event_row(event: DatasetEvent) -> dict[str, Any]:
 
 @router.get("/projects/{project_id}/datasets")
 def datasets_page(
-    project_id: int, request: Request, session: DbSession, actor: AdminActor
+    project_id: Id, request: Request, session: DbSession, actor: AdminActor
 ) -> HTMLResponse:
     """The project's dataset versions, oldest first, with their latest check."""
     project = visible_project(session, actor=actor, project_id=project_id)

@@ -23,6 +23,7 @@ from tutelage.records import ComparisonOutcome
 from tutelage.store.quality_tables import ExclusionRow
 from tutelage.store.tables import UserRow
 from tutelage.web.deps import AdminActor, DbSession, ReviewerActor, get_store
+from tutelage.web.params import BodyId, Id
 from tutelage.web.quality_snapshots import compute_snapshot
 from tutelage.web.routes.admin_api import LongRunningAdmin
 from tutelage.workspace.errors import Conflict, NotFound
@@ -33,7 +34,7 @@ router = APIRouter(tags=["quality"])
 
 @router.get("/projects/{project_id}/quality")
 def get_quality(
-    project_id: int,
+    project_id: Id,
     request: Request,
     actor: LongRunningAdmin,
     bootstrap: Annotated[int, Query(ge=0, le=10_000)] = 1000,
@@ -49,7 +50,7 @@ def get_quality(
 
 @router.post("/projects/{project_id}/quality/recompute")
 def recompute_quality(
-    project_id: int,
+    project_id: Id,
     request: Request,
     actor: LongRunningAdmin,
     bootstrap: Annotated[int, Query(ge=0, le=10_000)] = 1000,
@@ -77,7 +78,7 @@ def _one(session: Session, project_id: int, exclusion_id: int) -> dict[str, Any]
 
 
 @router.get("/projects/{project_id}/quality/exclusions")
-def get_exclusions(project_id: int, session: DbSession, actor: AdminActor) -> list[dict[str, Any]]:
+def get_exclusions(project_id: Id, session: DbSession, actor: AdminActor) -> list[dict[str, Any]]:
     """Every exclusion of the project, newest first, undone ones included."""
     visible_project(session, actor=actor, project_id=project_id)
     return [_exclusion(x) for x in exclusions(session, project_id=project_id)]
@@ -90,7 +91,7 @@ class NewExclusion(BaseModel):
 
 @router.post("/projects/{project_id}/quality/exclusions", status_code=201)
 def post_exclusion(
-    project_id: int, body: NewExclusion, session: DbSession, actor: AdminActor
+    project_id: Id, body: NewExclusion, session: DbSession, actor: AdminActor
 ) -> dict[str, Any]:
     """Leave an expert's judgments out of agreement, consensus and datasets; a reason is
     required. The figures and stored consensus change when next recomputed."""
@@ -110,8 +111,8 @@ class Lift(BaseModel):
 
 @router.post("/projects/{project_id}/quality/exclusions/{exclusion_id}/lift")
 def lift_exclusion(
-    project_id: int,
-    exclusion_id: int,
+    project_id: Id,
+    exclusion_id: Id,
     session: DbSession,
     actor: AdminActor,
     body: Lift | None = None,
@@ -141,7 +142,7 @@ def _queued(item: QueueItem) -> dict[str, Any]:
 
 @router.get("/projects/{project_id}/adjudications/queue")
 def get_adjudication_queue(
-    project_id: int,
+    project_id: Id,
     session: DbSession,
     actor: ReviewerActor,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -160,14 +161,14 @@ def get_adjudication_queue(
 
 
 class Adjudication(BaseModel):
-    item_id: int
+    item_id: BodyId
     label: ComparisonOutcome
     note: str = Field(default="", max_length=20_000)
 
 
 @router.post("/projects/{project_id}/adjudications", status_code=201)
 def post_adjudication(
-    project_id: int, body: Adjudication, session: DbSession, actor: ReviewerActor
+    project_id: Id, body: Adjudication, session: DbSession, actor: ReviewerActor
 ) -> dict[str, Any]:
     """Record the final label of an item (in its own order); final: a second is refused (409)."""
     reviewable_project(session, actor=actor, project_id=project_id)

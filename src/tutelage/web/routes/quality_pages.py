@@ -27,6 +27,7 @@ from tutelage.store.tables import ProjectRow, UserRow
 from tutelage.store.workspace_tables import MembershipRow
 from tutelage.web.deps import AdminActor, DbSession, ReviewerActor, get_store
 from tutelage.web.pages import render
+from tutelage.web.params import Id
 from tutelage.web.quality_snapshots import (
     CHARTS,
     Snapshot,
@@ -237,7 +238,7 @@ def _quality_page(
 
 
 @router.get("/admin/projects/{project_id}/quality")
-def quality_page(project_id: int, request: Request, actor: LongRunningAdmin) -> HTMLResponse:
+def quality_page(project_id: Id, request: Request, actor: LongRunningAdmin) -> HTMLResponse:
     """The project's last computed quality; computed now if it never was (or was lost)."""
     store = get_store(request)
     with store.session() as session:
@@ -251,7 +252,7 @@ def quality_page(project_id: int, request: Request, actor: LongRunningAdmin) -> 
 
 
 @router.post("/admin/projects/{project_id}/quality/recompute")
-def recompute_form(project_id: int, request: Request, actor: LongRunningAdmin) -> RedirectResponse:
+def recompute_form(project_id: Id, request: Request, actor: LongRunningAdmin) -> RedirectResponse:
     """Compute the project's quality again and store its consensus labels."""
     store = get_store(request)
     with store.session() as session:
@@ -264,9 +265,7 @@ def recompute_form(project_id: int, request: Request, actor: LongRunningAdmin) -
 
 
 @router.get("/admin/projects/{project_id}/quality/{name}")
-def quality_chart(
-    project_id: int, name: str, request: Request, actor: LongRunningAdmin
-) -> Response:
+def quality_chart(project_id: Id, name: str, request: Request, actor: LongRunningAdmin) -> Response:
     """A chart of the last computation: agreement.png (pairwise heatmap) or trust.png."""
     store = get_store(request)
     with store.session() as session:
@@ -286,7 +285,7 @@ def _user(session: Session, handle: str) -> UserRow:
 
 @router.post("/admin/projects/{project_id}/quality/exclusions", response_model=None)
 def exclude_form(
-    project_id: int,
+    project_id: Id,
     request: Request,
     session: DbSession,
     actor: AdminActor,
@@ -324,8 +323,8 @@ def exclude_form(
 
 @router.post("/admin/projects/{project_id}/quality/exclusions/{exclusion_id}/lift")
 def lift_form(
-    project_id: int,
-    exclusion_id: int,
+    project_id: Id,
+    exclusion_id: Id,
     session: DbSession,
     actor: AdminActor,
     reason: LongText = "",
@@ -425,14 +424,14 @@ def _queue_page(
 
 @router.get("/review/projects/{project_id}")
 def review_queue(
-    project_id: int, request: Request, session: DbSession, actor: ReviewerActor
+    project_id: Id, request: Request, session: DbSession, actor: ReviewerActor
 ) -> HTMLResponse:
     """The items whose consensus is least sure, each with its judgments but no names."""
     return _queue_page(request, session, actor, project_id)
 
 
 @router.post("/review/projects/{project_id}/nda")
-def review_nda_form(project_id: int, session: DbSession, actor: ReviewerActor) -> RedirectResponse:
+def review_nda_form(project_id: Id, session: DbSession, actor: ReviewerActor) -> RedirectResponse:
     """Accept the project's NDA from the queue page, and come back to the queue."""
     accept_nda(session, actor=actor, project_id=project_id)
     return RedirectResponse(f"/review/projects/{project_id}", status_code=303)
@@ -440,8 +439,8 @@ def review_nda_form(project_id: int, session: DbSession, actor: ReviewerActor) -
 
 @router.post("/review/projects/{project_id}/items/{item_id}", response_model=None)
 def adjudicate_form(
-    project_id: int,
-    item_id: int,
+    project_id: Id,
+    item_id: Id,
     request: Request,
     session: DbSession,
     actor: ReviewerActor,

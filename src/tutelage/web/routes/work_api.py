@@ -18,6 +18,7 @@ from tutelage.web.deps import (
     get_settings,
     get_store,
 )
+from tutelage.web.params import Id
 from tutelage.workspace.accounts import Actor
 from tutelage.workspace.directory import project_summary, visible_projects
 from tutelage.workspace.errors import WorkspaceError
@@ -45,19 +46,19 @@ def list_projects(session: DbSession, actor: CurrentActor) -> list[dict[str, Any
 
 
 @router.get("/projects/{project_id}")
-def get_project(project_id: int, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
+def get_project(project_id: Id, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
     project = visible_project(session, actor=actor, project_id=project_id)
     return project_summary(session, actor=actor, project=project)
 
 
 @router.post("/projects/{project_id}/nda", status_code=204)
-def accept_project_nda(project_id: int, session: DbSession, actor: CurrentActor) -> None:
+def accept_project_nda(project_id: Id, session: DbSession, actor: CurrentActor) -> None:
     """Accept the project's current NDA text (recorded with time and text hash)."""
     accept_nda(session, actor=actor, project_id=project_id)
 
 
 @router.post("/projects/{project_id}/next", response_model=None, openapi_extra=HOT_PATH_SECURITY)
-async def lease_next_task(project_id: int, work: InTransaction) -> Response:
+async def lease_next_task(project_id: Id, work: InTransaction) -> Response:
     """Lease the next item to judge (the same one again if one is held); 204 when none is left."""
 
     def lease(session: Session, actor: Actor) -> dict[str, Any] | None:
@@ -70,7 +71,7 @@ async def lease_next_task(project_id: int, work: InTransaction) -> Response:
 
 
 @router.get("/assignments/{assignment_id}")
-def get_assignment(assignment_id: int, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
+def get_assignment(assignment_id: Id, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
     assignment = accessible_assignment(session, actor=actor, assignment_id=assignment_id)
     return {**task_view(session, assignment=assignment).as_json(), "status": assignment.status}
 
@@ -82,7 +83,7 @@ def get_assignment(assignment_id: int, session: DbSession, actor: CurrentActor) 
     openapi_extra=HOT_PATH_SECURITY,
 )
 async def post_judgment(
-    assignment_id: int,
+    assignment_id: Id,
     submission: Annotated[Submission, Body()],
     request: Request,
     background: BackgroundTasks,
@@ -164,13 +165,13 @@ class SkipRequest(BaseModel):
 
 @router.post("/assignments/{assignment_id}/skip", status_code=204)
 def post_skip(
-    assignment_id: int, body: SkipRequest, session: DbSession, actor: CurrentActor
+    assignment_id: Id, body: SkipRequest, session: DbSession, actor: CurrentActor
 ) -> None:
     skip_task(session, actor=actor, assignment_id=assignment_id, reason=body.reason)
 
 
 @router.get("/projects/{project_id}/me")
-def my_stats(project_id: int, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
+def my_stats(project_id: Id, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
     """Own hours, items, earnings at the project rate, and gold accuracy."""
     visible_project(session, actor=actor, project_id=project_id)
     stats = expert_stats(session, project_id=project_id, user_id=actor.user_id, handle=actor.handle)

@@ -17,6 +17,7 @@ from tutelage.store.tables import ProjectRow
 from tutelage.store.workspace_tables import MembershipRow
 from tutelage.web.deps import CurrentActor, DbSession
 from tutelage.web.pages import render
+from tutelage.web.params import Id
 from tutelage.workspace.accounts import Actor
 from tutelage.workspace.directory import visible_projects
 from tutelage.workspace.errors import NeedsNda, NeedsQualification
@@ -73,7 +74,7 @@ def projects_page(request: Request, session: DbSession, actor: CurrentActor) -> 
 
 @router.get("/projects/{project_id}")
 def project_page(
-    project_id: int, request: Request, session: DbSession, actor: CurrentActor
+    project_id: Id, request: Request, session: DbSession, actor: CurrentActor
 ) -> HTMLResponse:
     """The NDA to accept, or the project's instructions, rubric, my stats and Start."""
     project = visible_project(session, actor=actor, project_id=project_id)
@@ -92,7 +93,7 @@ def project_page(
 
 
 @router.post("/projects/{project_id}/nda")
-def accept_nda_form(project_id: int, session: DbSession, actor: CurrentActor) -> RedirectResponse:
+def accept_nda_form(project_id: Id, session: DbSession, actor: CurrentActor) -> RedirectResponse:
     """Accept the NDA from its page's form (the CSRF token is checked with the session)."""
     accept_nda(session, actor=actor, project_id=project_id)
     return RedirectResponse(f"/projects/{project_id}", status_code=303)
@@ -107,7 +108,7 @@ def _unqualified(
 
 @router.get("/projects/{project_id}/work", response_model=None)
 def work_page(
-    project_id: int, request: Request, session: DbSession, actor: CurrentActor
+    project_id: Id, request: Request, session: DbSession, actor: CurrentActor
 ) -> HTMLResponse | RedirectResponse:
     """The item I hold. Loading this page changes nothing (a prefetching browser or a link
     checker takes no lease): without a held item it sends me to the project's page, whose
@@ -133,7 +134,7 @@ def work_page(
 
 @router.post("/projects/{project_id}/work", response_model=None)
 def take_next_form(
-    project_id: int, request: Request, session: DbSession, actor: CurrentActor
+    project_id: Id, request: Request, session: DbSession, actor: CurrentActor
 ) -> HTMLResponse | RedirectResponse:
     """Start: lease my next item (or keep the one I hold) and show it, or say all is done."""
     project = visible_project(session, actor=actor, project_id=project_id)
@@ -150,7 +151,7 @@ def take_next_form(
 
 @router.get("/projects/{project_id}/me")
 def stats_page(
-    project_id: int, request: Request, session: DbSession, actor: CurrentActor
+    project_id: Id, request: Request, session: DbSession, actor: CurrentActor
 ) -> HTMLResponse:
     """My hours, items, earnings at the project's rate, and gold accuracy."""
     project = visible_project(session, actor=actor, project_id=project_id)

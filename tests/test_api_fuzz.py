@@ -20,11 +20,11 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from workspace_fixtures import make_world
 
 from tutelage.store import open_store
 from tutelage.web import ServerSettings, create_app
 from tutelage.workspace.accounts import create_api_token
+from workspace_fixtures import make_world
 
 CHECKS = [
     not_a_server_error,

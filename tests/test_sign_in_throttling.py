@@ -146,3 +146,24 @@ def test_the_sign_in_page_says_when_to_try_again(app: object) -> None:
         )  # fmt: skip
         assert page.status_code == 429 and "try again in" in page.text
         assert int(page.headers["Retry-After"]) > 0
+
+
+def test_the_admin_page_lists_the_locks_and_lifts_one(app: object, store: Store) -> None:
+    with client_at(app, "10.0.0.21") as client:
+        for _ in range(3):
+            login(client, "wrong guess number")
+    with client_at(app, "10.0.0.22") as admin:
+        csrf = admin.post(
+            "/api/v1/auth/login", json={"email": "root@example.org", "password": PASSWORD}
+        ).json()["csrf_token"]
+        page = admin.get("/admin/sign-in-locks")
+        assert page.status_code == 200 and "10.0.0.21" in page.text
+        lock_id = page.text.split('action="/admin/sign-in-locks/')[1].split("/")[0]
+        lifted = admin.post(
+            f"/admin/sign-in-locks/{lock_id}/lift", data={"csrf_token": csrf},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert lifted.status_code == 303
+        assert "Nothing is locked" in admin.get("/admin/sign-in-locks").text
+    with client_at(app, "10.0.0.21") as client:
+        assert login(client, PASSWORD) == 200

@@ -27,6 +27,7 @@ from tutelage.web.routes import (
     quality_api,
     quality_pages,
     security_api,
+    security_pages,
     work_api,
     work_pages,
 )
@@ -87,6 +88,7 @@ def create_app(
     app.include_router(admin_pages.router)
     app.include_router(quality_pages.router)
     app.include_router(dataset_pages.router)
+    app.include_router(security_pages.router)
     app.include_router(work_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

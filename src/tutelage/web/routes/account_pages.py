@@ -1,5 +1,6 @@
-"""Account pages: my API tokens (list, create, revoke) and, for admins, anyone's account
-with its tokens, deactivation and re-activation, and what the audit log says of it.
+"""Account pages: my API tokens (list, create, revoke), my browser sessions (end one or the
+others) and my password; for admins, anyone's account with its tokens and sessions,
+deactivation and re-activation, and what the audit log says of it.
 
 Both are one template (`account.html`); the admin's adds the offboarding forms. Every
 change answers with a 303 and a short message, except creating a token, whose secret
@@ -30,6 +31,13 @@ from tutelage.workspace.revocation import (
     deactivate_user,
     list_tokens,
     revoke_token,
+)
+from tutelage.workspace.signin import change_password
+from tutelage.workspace.web_sessions import (
+    end_all_sessions,
+    end_other_sessions,
+    end_session,
+    live_sessions,
 )
 
 __all__ = ["router"]
@@ -115,6 +123,17 @@ def _page(
             for token in tokens
         ],
         "history": _history(session, user.handle) if managing else [],
+        "sessions": [
+            {
+                "id": live.id,
+                "signed_in": _utc(live.signed_in_at),
+                "ends": _utc(live.ends_if_idle_at),
+                "address": live.address,
+                "browser": live.user_agent[:120],
+                "current": live.current,
+            }
+            for live in live_sessions(session, actor=actor, user_id=user.id)
+        ],
         "new_token": new_token,
         "error": error,
         "done": request.query_params.get("done", "")[:_DONE_CHARS],
@@ -191,6 +210,46 @@ def revoke_my_token_form(
     )
 
 
+@router.post("/account/sessions/{session_id}/end", response_model=None)
+def end_my_session_form(
+    session_id: Id, request: Request, session: DbSession, actor: CurrentActor
+) -> HTMLResponse | RedirectResponse:
+    def end() -> str:
+        end_session(session, actor=actor, session_id=session_id)
+        return f"Ended session {session_id}: its next request is refused."
+
+    return _change(request, session, actor, _user(session, actor.handle), end, managing=False)
+
+
+@router.post("/account/sessions/end-others", response_model=None)
+def end_other_sessions_form(
+    request: Request, session: DbSession, actor: CurrentActor
+) -> HTMLResponse | RedirectResponse:
+    def end() -> str:
+        return f"Ended {end_other_sessions(session, actor=actor)} other session(s)."
+
+    return _change(request, session, actor, _user(session, actor.handle), end, managing=False)
+
+
+@router.post("/account/password", response_model=None)
+def change_password_form(
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    current: Text = "",
+    new: Text = "",
+) -> HTMLResponse | RedirectResponse:
+    """Change my password; every other session of mine ends."""
+
+    def change() -> str:
+        ended = change_password(
+            session, actor=actor, current=current, new=new, keep_session_id=actor.session_id
+        )
+        return f"Password changed; {ended} other session(s) ended."
+
+    return _change(request, session, actor, _user(session, actor.handle), change, managing=False)
+
+
 # --- An admin's view of anyone's account ---------------------------------------------------
 
 
@@ -212,6 +271,17 @@ def deactivate_form(
 
     user = _user(session, handle)
     return _change(request, session, actor, user, deactivate, managing=True)
+
+
+@router.post("/admin/users/{handle}/sign-out", response_model=None)
+def sign_out_user_form(
+    handle: str, request: Request, session: DbSession, actor: AdminActor
+) -> HTMLResponse | RedirectResponse:
+    def sign_out() -> str:
+        ended = end_all_sessions(session, actor=actor, handle=handle)
+        return f"Ended {ended} session(s) of {handle} (API tokens stay: revoke them below)."
+
+    return _change(request, session, actor, _user(session, handle), sign_out, managing=True)
 
 
 @router.post("/admin/users/{handle}/activate", response_model=None)

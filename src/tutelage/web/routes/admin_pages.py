@@ -73,6 +73,7 @@ AUDIT_PREFIXES = (
     "quality.",
     "user.",
     "token.",
+    "login.",
 )
 AUDIT_LIMIT = 500
 _DONE_CHARS = 300

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -113,3 +114,48 @@ def test_two_worker_processes_share_one_sqlite_store(tmp_path: Path) -> None:
         store.close()
     assert stored == acknowledged
     assert {count for _, count in per_item} == {2}
+
+
+def _workers(log: Path) -> list[str]:
+    """The worker processes the server started, in order (their ids, from its log)."""
+    return re.findall(r"Started server process \[(\d+)\]", log.read_text())
+
+
+def test_a_lost_worker_is_logged_with_its_cause_and_replaced(tmp_path: Path) -> None:
+    database = tmp_path / "served.db"
+    open_store(f"sqlite:///{database}").close()
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "tutelage", "serve", "--db", f"sqlite:///{database}"]
+    command += ["--port", str(port), "--workers", "2"]
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=os.environ)
+    try:
+        _wait_until_up(base, server, log)
+        deadline = time.monotonic() + 300
+        while len(_workers(log)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        victim = _workers(log)[0]
+        os.kill(int(victim), signal.SIGKILL)  # as the kernel's OOM killer would
+        while time.monotonic() < deadline:
+            text = log.read_text()
+            if f"worker process [{victim}] was killed by SIGKILL" in text:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"no word of the lost worker:\n{log.read_text()}")
+        assert "out of memory, or kill -9" in text and "starting another" in text
+        while time.monotonic() < deadline:
+            if len(_workers(log)) == 3:  # the two first ones and the replacement
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the lost worker was not replaced")
+        _wait_until_up(base, server, log)  # and the server still serves
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()

@@ -91,7 +91,6 @@ def serve_command(
 ) -> None:
     """Serve the expert workspace (pages and the JSON API under /api/v1)."""
     # Imported here so that other commands work without the server extras installed.
-    import uvicorn
 
     from tutelage.web import ServerSettings
 
@@ -107,17 +106,14 @@ def serve_command(
             err=True,
         )
     if workers > 1:
-        listener.close()  # uvicorn's supervisor binds it for its workers
+        from tutelage.cli.supervisor import serve_workers
+
         store.close()  # each worker opens its own, from the settings passed down here
         os.environ["TUTELAGE_DB"] = settings.db
-        uvicorn.run(
-            "tutelage.web.app:app_from_environment",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            access_log=access_log,
-        )
+        try:
+            serve_workers(listener, workers, host=host, port=port, access_log=access_log)
+        finally:
+            listener.close()
         return
     try:
         _server(store, settings, access_log).run(sockets=[listener])

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -42,6 +44,26 @@ def _wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> No
     raise AssertionError(f"the server did not come up:\n{log.read_text()}")
 
 
+@contextmanager
+def _serving(database: Path, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`tutelage serve --workers 2` on the SQLite file, up and answering; stopped after."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "tutelage", "serve", "--db", f"sqlite:///{database}"]
+    command += ["--port", str(port), "--workers", "2"]
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=os.environ)
+    try:
+        _wait_until_up(base, server, log)
+        yield base, server
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 async def _work(base: str, token: str, project_id: int) -> int:
     """Judge until the queue is empty; return how many submits were acknowledged."""
     acknowledged = 0
@@ -70,15 +92,8 @@ def test_two_worker_processes_share_one_sqlite_store(tmp_path: Path) -> None:
         tokens = [create_api_token(session, user_id=e.user_id) for e in world.experts]
     store.close()
 
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
-    command = [sys.executable, "-m", "tutelage", "serve", "--db", f"sqlite:///{database}"]
-    command += ["--port", str(port), "--workers", "2"]
-    with log.open("wb") as output:
-        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=os.environ)
-    try:
-        _wait_until_up(base, server, log)
+    with _serving(database, log) as (base, server):
 
         async def everyone() -> list[int]:
             return await asyncio.gather(*(_work(base, t, world.project_id) for t in tokens))
@@ -89,12 +104,6 @@ def test_two_worker_processes_share_one_sqlite_store(tmp_path: Path) -> None:
             ["pgrep", "-P", str(server.pid)], capture_output=True, text=True, check=False
         ).stdout.split()
         assert len(workers) >= 2
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
     assert "database is locked" not in log.read_text()
 
     acknowledged = sum(results)
@@ -124,15 +133,8 @@ def _workers(log: Path) -> list[str]:
 def test_a_lost_worker_is_logged_with_its_cause_and_replaced(tmp_path: Path) -> None:
     database = tmp_path / "served.db"
     open_store(f"sqlite:///{database}").close()
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
-    command = [sys.executable, "-m", "tutelage", "serve", "--db", f"sqlite:///{database}"]
-    command += ["--port", str(port), "--workers", "2"]
-    with log.open("wb") as output:
-        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=os.environ)
-    try:
-        _wait_until_up(base, server, log)
+    with _serving(database, log) as (base, server):
         deadline = time.monotonic() + 300
         while len(_workers(log)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -153,9 +155,3 @@ def test_a_lost_worker_is_logged_with_its_cause_and_replaced(tmp_path: Path) -> 
         else:
             raise AssertionError("the lost worker was not replaced")
         _wait_until_up(base, server, log)  # and the server still serves
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()

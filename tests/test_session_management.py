@@ -106,7 +106,8 @@ def test_a_password_change_ends_every_other_session_and_the_old_password(
             json={"current": "not my password", "new": NEW_PASSWORD},
             headers={"X-CSRF-Token": csrf},
         )
-        assert wrong.status_code == 401 and phone.get("/api/v1/me").status_code == 200
+        assert wrong.status_code == 422 and wrong.json()["error"] == "wrong_password"
+        assert phone.get("/api/v1/me").status_code == 200
         weak = laptop.post(
             "/api/v1/me/password",
             json={"current": PASSWORD, "new": "password12"},

@@ -9,10 +9,14 @@ from typing import Annotated
 from fastapi import Path, Query
 from pydantic import Field
 
-__all__ = ["MAX_ID", "BodyId", "Id", "Limit"]
+from tutelage.workspace.passwords import MAX_PASSWORD_BYTES
+
+__all__ = ["MAX_ID", "BodyId", "Id", "Limit", "Password"]
 
 MAX_ID = 2**31 - 1  # the store's id columns are INTEGER: 32-bit on PostgreSQL
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID, description="A stored id.")]
 BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=10_000, description="How many rows at most.")]
+# Bounded because argon2 hashes the whole input (the policy then counts its bytes).
+Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_BYTES)]

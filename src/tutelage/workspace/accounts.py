@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from tutelage.records import refuse_control_characters
 from tutelage.store import core
-from tutelage.store.tables import ProjectRow, UserRow
+from tutelage.store.tables import ProjectRow, UserRow, as_utc
 from tutelage.store.workspace_tables import (
     ApiTokenRow,
     InvitationRow,
@@ -40,7 +40,6 @@ __all__ = [
     "ROLES",
     "Actor",
     "accept_invitation",
-    "authenticate",
     "create_api_token",
     "create_user",
     "end_web_session",
@@ -171,17 +170,6 @@ def create_user(
     return user
 
 
-def authenticate(session: Session, *, email: str, password: str) -> UserRow:
-    """Return the active user with this e-mail and password, or raise Unauthenticated."""
-    user = session.scalar(select(UserRow).where(UserRow.email == email.strip().lower()))
-    stored = user.password_hash if user is not None and user.is_active else None
-    if user is None or stored is None or not verify_password(stored, password):
-        raise Unauthenticated("wrong e-mail address or password")
-    if password_needs_rehash(stored):
-        user.password_hash = hash_password(password)
-    return user
-
-
 def start_web_session(
     session: Session,
     *,
@@ -241,11 +229,11 @@ def user_for_web_session(
         raise Unauthenticated("not signed in")
     user_id, handle, role, expertise, is_active, session_id, csrf, created_at, expires_at = row
     now = datetime.now(UTC)
-    end = _aware(created_at) + SESSION_LIFETIME
-    if _aware(expires_at) < now or end < now or not is_active:
+    end = as_utc(created_at) + SESSION_LIFETIME
+    if as_utc(expires_at) < now or end < now or not is_active:
         raise Unauthenticated("the session has expired: sign in again")
     deadline = min(now + idle, end)
-    if abs(deadline - _aware(expires_at)) > min(_IDLE_REFRESH, idle / 10):
+    if abs(deadline - as_utc(expires_at)) > min(_IDLE_REFRESH, idle / 10):
         core(session).execute(_MOVE_DEADLINE, {"session_id": session_id, "deadline": deadline})
     return Actor(user_id, handle, role, frozenset(expertise), csrf, session_id)
 
@@ -358,7 +346,7 @@ def accept_invitation(
     )
     if invitation is None or invitation.accepted_at is not None:
         raise NotFound("this invitation link is unknown or was used already")
-    if _aware(invitation.expires_at) < datetime.now(UTC):
+    if as_utc(invitation.expires_at) < datetime.now(UTC):
         raise NotFound("this invitation link has expired: ask for a new one")
     user = create_user(
         session,
@@ -381,8 +369,3 @@ def accept_invitation(
             target=user.handle,
         )
     return user
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite gives back naive datetimes for timezone-aware columns; they were stored in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -27,7 +27,7 @@ from tutelage.workspace.accounts import (
     start_web_session,
     verify_password,
 )
-from tutelage.workspace.errors import Unauthenticated
+from tutelage.workspace.errors import Invalid, Unauthenticated
 from tutelage.workspace.passwords import check_password
 
 __all__ = ["SignedIn", "change_password", "sign_in"]
@@ -92,7 +92,8 @@ def change_password(
     rare change, so its two hashings may hold the writer.)"""
     user = session.get(UserRow, actor.user_id)
     if user is None or not verify_password(user.password_hash, current):
-        raise Unauthenticated("the current password is not right")
+        # 422, not 401: the session is fine, the form's "current password" field is not.
+        raise Invalid("the current password is not right", code="wrong_password")
     check_password(new, email=user.email or "", handle=user.handle, name=user.display_name)
     user.password_hash = hash_password(new)
     ended = end_web_sessions(session, user_id=user.id, except_id=keep_session_id)

@@ -18,11 +18,12 @@ account's known addresses, which are the three things this needs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tutelage.store.tables import as_utc
 from tutelage.store.workspace_tables import LoginThrottleRow
 from tutelage.workspace import audit
 from tutelage.workspace.errors import NotFound, WorkspaceError
@@ -65,10 +66,6 @@ class Throttled(WorkspaceError):
         self.retry_after = retry_after
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _row(session: Session, scope: str, key: str) -> LoginThrottleRow | None:
     return session.scalar(
         select(LoginThrottleRow).where(LoginThrottleRow.scope == scope, LoginThrottleRow.key == key)
@@ -83,13 +80,13 @@ def refuse_if_locked(session: Session, *, email: str, address: str, now: datetim
     """Raise `Throttled` while the address, or the account for an unknown address, is locked."""
     for scope, key, what in ((ADDRESS, address, "this address"), (ACCOUNT, email, "this account")):
         row = _row(session, scope, key)
-        if row is None or row.locked_until is None or _aware(row.locked_until) <= now:
+        if row is None or row.locked_until is None or as_utc(row.locked_until) <= now:
             continue
         if scope == ACCOUNT:
             known = _row(session, KNOWN, _known_key(email, address))
-            if known is not None and now - _aware(known.updated_at) < KNOWN_FOR:
+            if known is not None and now - as_utc(known.updated_at) < KNOWN_FOR:
                 continue  # its owner signed in from here before: the lock is not for them
-        seconds = max(1, int((_aware(row.locked_until) - now).total_seconds() + 0.999))
+        seconds = max(1, int((as_utc(row.locked_until) - now).total_seconds() + 0.999))
         raise Throttled(
             f"too many failed sign-ins for {what}: try again in {seconds} s",
             retry_after=seconds,
@@ -104,9 +101,9 @@ def _count(
     if row is None:
         row = LoginThrottleRow(scope=scope, key=key, failures=0, locks=0, window_started_at=now)
         session.add(row)
-    if now - _aware(row.updated_at or now) > policy.forget_after:
+    if now - as_utc(row.updated_at or now) > policy.forget_after:
         row.locks = 0
-    if now - _aware(row.window_started_at) > policy.window:
+    if now - as_utc(row.window_started_at) > policy.window:
         row.failures, row.window_started_at = 0, now
     row.failures += 1
     row.updated_at = now
@@ -161,7 +158,7 @@ def active_locks(session: Session, *, now: datetime) -> list[LoginThrottleRow]:
         .where(LoginThrottleRow.scope != KNOWN, LoginThrottleRow.locked_until.is_not(None))
         .order_by(LoginThrottleRow.locked_until.desc())
     )
-    return [row for row in rows if row.locked_until and _aware(row.locked_until) > now]
+    return [row for row in rows if row.locked_until and as_utc(row.locked_until) > now]
 
 
 def lift_lock(session: Session, *, lock_id: int, actor_id: int) -> LoginThrottleRow:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tutelage.store.tables import UserRow
+from tutelage.store.tables import UserRow, as_utc
 from tutelage.store.workspace_tables import WebSessionRow
 from tutelage.workspace import audit
 from tutelage.workspace.accounts import SESSION_LIFETIME, Actor, end_web_sessions
@@ -32,10 +32,6 @@ class LiveSession:
     current: bool  # the session this request came with
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def live_sessions(session: Session, *, actor: Actor, user_id: int) -> list[LiveSession]:
     """The account's sessions that have not ended, newest first."""
     now = datetime.now(UTC)
@@ -47,14 +43,14 @@ def live_sessions(session: Session, *, actor: Actor, user_id: int) -> list[LiveS
     return [
         LiveSession(
             id=row.id,
-            signed_in_at=_aware(row.created_at),
-            ends_if_idle_at=_aware(row.expires_at),
+            signed_in_at=as_utc(row.created_at),
+            ends_if_idle_at=as_utc(row.expires_at),
             address=row.address or "unknown",
             user_agent=row.user_agent or "unknown",
             current=row.id == actor.session_id,
         )
         for row in rows
-        if _aware(row.created_at) + SESSION_LIFETIME > now
+        if as_utc(row.created_at) + SESSION_LIFETIME > now
     ]
 
 

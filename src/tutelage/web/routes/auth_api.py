@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,7 +15,7 @@ from tutelage.web.deps import (
     get_settings,
     set_session_cookie,
 )
-from tutelage.web.params import BodyId
+from tutelage.web.params import BodyId, Password
 from tutelage.web.sign_in import sign_in_request
 from tutelage.workspace.accounts import (
     Actor,
@@ -27,14 +25,10 @@ from tutelage.workspace.accounts import (
     invite,
     sign_out_everywhere,
 )
-from tutelage.workspace.passwords import MAX_PASSWORD_BYTES
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["accounts"])
-
-# Bounded because argon2 hashes the whole input (the policy counts bytes: MAX_PASSWORD_BYTES).
-Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_BYTES)]
 
 
 class _Body(BaseModel):

@@ -8,14 +8,12 @@ the sign-in locks in force and lift one.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from tutelage.web.deps import AdminActor, CurrentActor, DbSession
-from tutelage.web.params import Id
-from tutelage.workspace.passwords import MAX_PASSWORD_BYTES
+from tutelage.web.params import Id, Password
 from tutelage.workspace.signin import change_password
 from tutelage.workspace.throttling import active_locks, lift_lock
 from tutelage.workspace.web_sessions import (
@@ -28,8 +26,6 @@ from tutelage.workspace.web_sessions import (
 __all__ = ["router"]
 
 router = APIRouter(tags=["access"])
-
-Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_BYTES)]
 
 
 class PasswordChange(BaseModel):

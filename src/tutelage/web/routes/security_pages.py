@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from tutelage.store.tables import as_utc
 from tutelage.web.deps import AdminActor, DbSession
 from tutelage.web.pages import render
 from tutelage.web.params import Id
@@ -21,12 +22,8 @@ router = APIRouter(include_in_schema=False)
 _DONE_CHARS = 300
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _utc(moment: datetime) -> str:
-    return _aware(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return as_utc(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @router.get("/admin/sign-in-locks")
@@ -38,7 +35,7 @@ def locks_page(request: Request, session: DbSession, actor: AdminActor) -> HTMLR
             "scope": row.scope,
             "key": row.key,
             "until": _utc(row.locked_until),
-            "seconds": int((_aware(row.locked_until) - now).total_seconds()),
+            "seconds": int((as_utc(row.locked_until) - now).total_seconds()),
             "locks": row.locks,
         }
         for row in active_locks(session, now=now)

@@ -113,6 +113,14 @@ def test_the_readme_first_steps_run_as_written(
     assert (work / "gov-v1-card" / "card.html").is_file()
     assert (work / "runs" / "rm-gov" / "config.json").is_file()
     assert len((work / "gov.jsonl").read_text(encoding="utf-8").splitlines()) == 2352
+    # The audit: a temperature saved with the model, a report, evaluations kept.
+    assert (work / "runs" / "rm-gov" / "calibration.json").is_file()
+    audit = json.loads((work / "audit" / "report.json").read_text(encoding="utf-8"))
+    (figures,) = audit["data"]
+    assert figures["source"] == "split 'test' of dataset version gov-v1"
+    assert figures["temperature_fit"]["measured_pairs"] > 0
+    assert set(figures["robustness"]) >= {"flattering_close", "duplicated"}
+    assert (work / "audit" / "report.html").is_file()
 
 
 def test_imported_pairs_that_experts_also_judged_go_the_same_way(

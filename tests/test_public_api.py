@@ -21,6 +21,7 @@ MODULES = [
     "tutelage.quality",
     "tutelage.datasets",
     "tutelage.training",
+    "tutelage.evaluation",
     "tutelage.web",
 ]
 
@@ -36,6 +37,7 @@ def test_all_names_exist(name: str) -> None:
 def test_the_library_does_not_import_torch_until_a_model_is_used() -> None:
     code = (
         "import sys, tutelage.cli, tutelage.generation, tutelage.interchange\n"
+        "import tutelage.evaluation, tutelage.evaluation.records\n"
         "print('torch' in sys.modules, 'transformers' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

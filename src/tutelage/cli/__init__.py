@@ -13,6 +13,7 @@ from tutelage import __version__
 from tutelage.cli import checks as checks_cli
 from tutelage.cli import data, demo, evaluate, generate, quality, serve, store, train, users
 from tutelage.cli import datasets as datasets_cli
+from tutelage.evaluation.errors import EvaluationError
 from tutelage.formats import FormatError
 from tutelage.generation import GenerationError, ModelUnavailableError
 from tutelage.generation.cli import models_app
@@ -71,6 +72,7 @@ def main() -> None:
         ValidationError,
         GenerationError,
         ModelUnavailableError,
+        EvaluationError,
     ) as exc:
         message = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
         Console(stderr=True, soft_wrap=True).print(

@@ -1,4 +1,4 @@
-"""`tutelage eval reward`: a thin layer over `tutelage.training.evaluate`.
+"""`tutelage eval reward`: a thin layer over `tutelage.evaluation`.
 
 torch is imported only inside the command, so `tutelage --help` stays fast.
 """
@@ -7,43 +7,162 @@ from __future__ import annotations
 
 import getpass
 import json
-from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from tutelage.cli.options import DbOption
 
+if TYPE_CHECKING:
+    from tutelage.evaluation import RewardAudit
+
 eval_app = typer.Typer(help="Evaluate trained models on held-out data.", no_args_is_help=True)
 console = Console(soft_wrap=True)
+status = Console(stderr=True)
+
+
+def _say(text: str) -> None:
+    console.print(text, markup=False, highlight=False)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _describe(audit: RewardAudit) -> None:
+    e = audit.evaluation
+    lead = 100 * (e.accuracy - e.length_baseline_accuracy)
+    verdict = (
+        f"beats the length baseline by {lead:.1f} points"
+        if e.beats_length_baseline
+        else f"does NOT beat the length baseline ({lead:+.1f} points)"
+    )
+    _say(
+        f"{e.n:,} pairs from {audit.source}: accuracy {e.accuracy:.1%} "
+        f"(ties counted half), longer answer wins {e.length_baseline_accuracy:.1%}, "
+        f"mean margin {e.mean_margin:+.3f}; the model {verdict}"
+    )
+    interval = (
+        f"95% interval {_percent(audit.accuracy_low)} to {_percent(audit.accuracy_high)}"
+        if audit.accuracy_low is not None
+        else "no interval (one pair)"
+    )
+    if e.n < 100:
+        interval += f" (only {e.n} pairs: a weak verdict)"
+    c, length = audit.calibration, audit.length
+    calibrated = (
+        f", with the saved temperature {audit.calibrated.temperature:.2f}: "
+        f"ECE {audit.calibrated.ece:.3f}"
+        if audit.calibrated is not None
+        else ""
+    )
+    shorter = (
+        f"{_percent(length.accuracy_chosen_shorter)} ({length.chosen_shorter:,} pairs)"
+        if length.chosen_shorter
+        else "no such pair"
+    )
+    _say(
+        f"  {interval}; calibration: ECE {c.ece:.3f} (equal-mass {c.ece_equal_mass:.3f}), "
+        f"Brier {c.brier:.3f}{calibrated}"
+    )
+    _say(
+        f"  length: reward vs length Spearman {_number(_finite(length.reward_length_spearman))}, "
+        f"accuracy where the chosen answer is shorter {shorter}, "
+        f"length-controlled accuracy {length.length_controlled_accuracy:.1%}"
+    )
+    if audit.robustness:
+        flips = ", ".join(f"{f.name} {_percent(f.flip_rate)}" for f in audit.robustness)
+        tried = audit.robustness[0]
+        sampled = (
+            f" (each tried on {tried.correct:,} of the {tried.eligible:,})"
+            if tried.correct < tried.eligible
+            else ""
+        )
+        _say(f"  correct verdicts flipped{sampled} by: {flips}")
+    if audit.spread_auroc is not None:
+        _say(f"  ensemble spread picks out mistakes with AUROC {audit.spread_auroc:.3f}")
+
+
+def _finite(value: float) -> float | None:
+    return None if value != value else value
 
 
 @eval_app.command("reward")
 def eval_reward_command(
-    model: Annotated[Path, typer.Argument(help="A reward model folder.")],
+    model: Annotated[Path, typer.Argument(help="A reward model (or ensemble) folder.")],
     data: Annotated[
-        str,
-        typer.Option("--data", help="Preference pairs file, or dataset version name or hash."),
+        list[str],
+        typer.Option(
+            "--data",
+            help="Preference pairs file, or dataset version name or hash; repeat for more.",
+        ),
     ],
     split: Annotated[
         str, typer.Option("--split", help="Split of a dataset version (files have none).")
     ] = "test",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for report.json and report.html (with plots)."),
+    ] = None,
+    robustness: Annotated[
+        bool,
+        typer.Option(
+            "--robustness/--no-robustness",
+            help="Score perturbed answers too (one more answer scored per perturbation).",
+        ),
+    ] = True,
+    perturbations: Annotated[
+        list[str] | None,
+        typer.Option("--perturbation", help="Only this perturbation; repeat for more."),
+    ] = None,
+    robustness_sample: Annotated[
+        int,
+        typer.Option(
+            "--robustness-sample",
+            min=0,
+            help="Try each perturbation on at most this many correct verdicts (seeded); 0: on all.",
+        ),
+    ] = 1_000,
+    fit_temperature: Annotated[
+        bool,
+        typer.Option(
+            "--fit-temperature",
+            help="Fit temperature scaling on half the first data set's prompts, measure it "
+            "on the rest, and save it with the model.",
+        ),
+    ] = False,
     max_length: Annotated[
         int, typer.Option("--max-length", min=8, help="Tokens per sequence; prompts cut first.")
     ] = 256,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON: one object per data set (a list).")
+    ] = False,
     override: Annotated[
         str | None,
         typer.Option("--override", help="Use an unchecked or failed version, for this reason."),
     ] = None,
     db: DbOption = None,
 ) -> None:
-    """Print a reward model's pairwise accuracy beside the "longer answer wins" baseline."""
+    """Audit a reward model: accuracy beside the "longer answer wins" baseline, with its
+    interval, calibration, length bias and robustness, per data set; kept in the store."""
+    from tutelage.cli.progress import steps
     from tutelage.cli.train import quiet_transformers
-    from tutelage.training import load_pairs
-    from tutelage.training.evaluate import evaluate_reward
+    from tutelage.evaluation import (
+        CALIBRATION_FILE,
+        PERTURBATIONS,
+        audit_reward,
+        load_pair_sets,
+        record_evaluation,
+        reward_report_html,
+        write_reward_report,
+    )
+    from tutelage.store import open_store
     from tutelage.training.reward import ENSEMBLE_FILE
 
     quiet_transformers()
@@ -56,27 +175,67 @@ def eval_reward_command(
         raise typer.BadParameter(
             f"{model} is not a reward model folder (no {', '.join(markers)})", param_hint="MODEL"
         )
-
-    loaded = load_pairs(
-        data, db=db, split=split, override=override, actor=f"cli:{getpass.getuser()}"
-    )
-    if not loaded.pairs:
-        where = f"split {split!r} of {loaded.source}" if loaded.version_name else loaded.source
-        raise typer.BadParameter(f"no preference pairs in {where}", param_hint="--data")
-    result = evaluate_reward(model, loaded.pairs, max_length=max_length)
+    unknown = [p for p in perturbations or [] if p not in PERTURBATIONS]
+    if unknown:
+        raise typer.BadParameter(
+            f"no perturbation named {', '.join(unknown)}; known: {', '.join(PERTURBATIONS)}",
+            param_hint="--perturbation",
+        )
+    actor = f"cli:{getpass.getuser()}"
+    sets = load_pair_sets(data, db=db, split=split, override=override, actor=actor)
+    with steps("loading the reward model", status) as say:
+        audits = audit_reward(
+            model,
+            sets,
+            robustness=robustness,
+            perturbations=perturbations,
+            robustness_sample=robustness_sample or None,
+            max_length=max_length,
+            fit_temperature=fit_temperature,
+            progress=say,
+        )
+    settings = {
+        "split": split,
+        "max_length": max_length,
+        "robustness": robustness,
+        "robustness_sample": robustness_sample or None,
+        "perturbations": list(perturbations or (PERTURBATIONS if robustness else [])),
+        "temperature": audits[0].calibrated.temperature if audits[0].calibrated else None,
+    }
+    results = {"data": [a.summary() for a in audits]}
+    report = None
+    if out is not None:
+        _, report = write_reward_report(out, str(model), audits, {"settings": settings})
+    store = open_store(db)
+    try:
+        evaluation = record_evaluation(
+            store,
+            kind="reward",
+            model_dir=model,
+            data=[{"source": s.source, "hash": s.hash, "n": len(s.pairs)} for s in sets],
+            settings=settings,
+            results=results,
+            report_html=(
+                report.read_text(encoding="utf-8")
+                if report is not None
+                else reward_report_html(str(model), audits)
+            ),
+            actor=actor,
+        )
+    finally:
+        store.close()
     if as_json:
-        typer.echo(json.dumps({**asdict(result), "source": loaded.source}))
+        found = [{**a.summary(), "evaluation": evaluation} for a in audits]
+        typer.echo(json.dumps(found[0] if len(found) == 1 else found))
         return
-    lead = 100 * (result.accuracy - result.length_baseline_accuracy)
-    verdict = (
-        f"beats the length baseline by {lead:.1f} points"
-        if result.beats_length_baseline
-        else f"does NOT beat the length baseline ({lead:+.1f} points)"
-    )
-    console.print(
-        f"{result.n:,} pairs from {loaded.source}: accuracy {result.accuracy:.1%} "
-        f"(ties counted half), longer answer wins {result.length_baseline_accuracy:.1%}, "
-        f"mean margin {result.mean_margin:+.3f}; the model {verdict}",
-        markup=False,
-        highlight=False,
-    )
+    fit = audits[0].temperature_fit
+    if fit is not None:
+        _say(
+            f"temperature {fit.temperature:.3f} fitted on {fit.fitted_pairs:,} pairs of "
+            f"{fit.source}; on its other {fit.measured_pairs:,} pairs (other prompts) ECE "
+            f"{fit.ece_before:.3f} -> {fit.ece_after:.3f}; saved to {model / CALIBRATION_FILE}"
+        )
+    for audit in audits:
+        _describe(audit)
+    where = f"; report: {report}" if report is not None else ""
+    _say(f"recorded as evaluation {evaluation}{where}")

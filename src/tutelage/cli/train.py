@@ -427,19 +427,24 @@ def score_command(
     out: Annotated[Path, typer.Option("--out", help="JSONL file: one line per completion.")],
     max_length: Annotated[int, typer.Option("--max-length", min=8)] = 256,
 ) -> None:
-    """Write the reward of every completion in a pairs file (with the ensemble's spread)."""
+    """Write the reward of every completion in a pairs file (with the ensemble's spread),
+    and the probability that it is preferred to the other answer of its pair."""
     import statistics
 
+    from tutelage.evaluation import CALIBRATION_FILE, preference_probabilities, saved_temperature
     from tutelage.training import load_pairs, score_ensemble
 
     quiet_transformers()
 
     if not model.is_dir():
         raise typer.BadParameter(f"{model} is not a model folder", param_hint="MODEL")
+    temperature = saved_temperature(model)
     pairs = load_pairs(data).pairs
     members = score_ensemble(model, pairs, max_length=max_length)
     with out.open("w", encoding="utf-8") as sink:
         for index, pair in enumerate(pairs):
+            means = [statistics.fmean(m[index][side] for m in members) for side in (0, 1)]
+            chosen_wins = preference_probabilities([means[0] - means[1]], temperature or 1.0)[0][0]
             for side, text in ((0, pair.chosen), (1, pair.rejected)):
                 rewards = [m[index][side] for m in members]
                 row: dict[str, Any] = {
@@ -447,10 +452,20 @@ def score_command(
                     "side": ("chosen", "rejected")[side],
                     "prompt": pair.prompt,
                     "completion": text,
-                    "reward": statistics.fmean(rewards),
+                    "reward": means[side],
+                    "probability_preferred": chosen_wins if side == 0 else 1.0 - chosen_wins,
                 }
                 if len(members) > 1:
                     row["reward_std"] = statistics.stdev(rewards)
                     row["member_rewards"] = rewards
                 sink.write(json.dumps(row, ensure_ascii=False) + "\n")
-    console.print(f"wrote {2 * len(pairs):,} rewards to {out}", markup=False, highlight=False)
+    how = (
+        f"calibrated with the temperature {temperature:.3f} in {model / CALIBRATION_FILE}"
+        if temperature
+        else "not calibrated: `tutelage eval reward --fit-temperature` fits a temperature"
+    )
+    console.print(
+        f"wrote {2 * len(pairs):,} rewards to {out}; probabilities {how}",
+        markup=False,
+        highlight=False,
+    )

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from tutelage.settings import default_db_url
 from tutelage.store import (  # noqa: F401  (registers their tables)
     dataset_tables,
+    evaluation_tables,
     quality_tables,
     staging_tables,
     workspace_tables,

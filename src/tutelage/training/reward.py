@@ -385,7 +385,7 @@ def ensemble_members(model_dir: str | Path) -> list[Path]:
     return [folder]
 
 
-def _load_for_scoring(model_dir: Path) -> tuple[Any, Any]:
+def load_for_scoring(model_dir: Path) -> tuple[Any, Any]:
     """Return (tokenizer, model) from a full model folder or a LoRA adapter folder."""
     adapter = model_dir / "adapter_config.json"
     if adapter.is_file():
@@ -414,7 +414,7 @@ def _score_one(
 
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir} is not a model folder")
-    tokenizer, model = _load_for_scoring(model_dir)
+    tokenizer, model = load_for_scoring(model_dir)
     model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     pad = int(tokenizer.pad_token_id)
     tokenised = _tokenise(tokenizer, pairs, max_length)

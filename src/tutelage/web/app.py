@@ -24,6 +24,7 @@ from tutelage.web.routes import (
     auth_api,
     auth_pages,
     dataset_pages,
+    evaluation_pages,
     quality_api,
     quality_pages,
     security_api,
@@ -89,6 +90,7 @@ def create_app(
     app.include_router(quality_pages.router)
     app.include_router(dataset_pages.router)
     app.include_router(security_pages.router)
+    app.include_router(evaluation_pages.router)
     app.include_router(work_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

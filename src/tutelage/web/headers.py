@@ -38,7 +38,8 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
+                    # a route may set its own policy (a stored report: sandboxed)
+                    headers.setdefault(name, value)
                 if not cacheable and "cache-control" not in headers:
                     headers["Cache-Control"] = "no-store"
             await send(message)

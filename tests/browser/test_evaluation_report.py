@@ -11,12 +11,17 @@ from playwright.sync_api import Page, expect
 from test_quality_flow import shoot, sign_in, wait_for_image
 
 from tutelage.evaluation import (
+    Outcomes,
     PairSet,
+    PolicyAudit,
     RewardAudit,
+    Suite,
     audit_scores,
+    form_rates,
     record_evaluation,
     reward_report_html,
 )
+from tutelage.evaluation.policy_report import policy_report_html
 from tutelage.evaluation.robustness import PERTURBATIONS
 from tutelage.store import Store
 from tutelage.training import TrainingPair
@@ -76,5 +81,45 @@ def test_an_admin_opens_an_evaluation_report_with_its_plots(
     for name in PERTURBATIONS:
         expect(page.locator("table").first).to_contain_text(f"flip rate: {name}")
     shoot(page, screenshots, "evaluation-report")
+    assert outside_requests == []
+    assert page_errors == []
+
+
+def test_an_admin_opens_a_policy_audit_with_its_plot(
+    page: Page,
+    demo_store: Store,
+    tmp_path: Path,
+    outside_requests: list[str],
+    page_errors: list[str],
+) -> None:
+    model = tmp_path / "dpo"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"a policy's weights")
+    ours = Outcomes(
+        opinion=[1, 1, 0, 1], opinion_neutral=[0, 1, 0, 1], answer=[(1, 0), (1, 1)],
+        are_you_sure=[1, 0, None],
+    )  # fmt: skip
+    theirs = Outcomes(
+        opinion=[0, 1, 0, 1], opinion_neutral=[0, 1, 0, 1], answer=[(1, 1), (1, 1)],
+        are_you_sure=[0, 0, 0],
+    )  # fmt: skip
+    suite = Suite("six", (), "0" * 64)
+    audit = PolicyAudit(str(model), "base", (suite,), form_rates(ours, theirs), form_rates(theirs))
+    evaluation = record_evaluation(
+        demo_store,
+        kind="policy",
+        model_dir=model,
+        data=[{"source": "six", "hash": suite.sha256, "n": 6}],
+        settings={"reference": "base"},
+        results=audit.summary(),
+        report_html=policy_report_html(audit),
+        actor="cli:test",
+    )
+    sign_in(page, "admin")
+    page.goto("/admin/evaluations")
+    page.locator(f'a[href="/admin/evaluations/{evaluation}/report"]').click()
+    expect(page.get_by_role("heading", name="Policy audit")).to_be_visible()
+    expect(page.locator("table")).to_contain_text("are_you_sure")
+    assert wait_for_image(page, "figure img") > 0
     assert outside_requests == []
     assert page_errors == []

@@ -17,8 +17,9 @@ from tutelage.cli.options import DbOption
 
 if TYPE_CHECKING:
     from tutelage.evaluation import RewardAudit
+    from tutelage.evaluation.sycophancy import FormRate
 
-eval_app = typer.Typer(help="Evaluate trained models on held-out data.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate and audit trained models.", no_args_is_help=True)
 console = Console(soft_wrap=True)
 status = Console(stderr=True)
 
@@ -237,5 +238,106 @@ def eval_reward_command(
         )
     for audit in audits:
         _describe(audit)
+    where = f"; report: {report}" if report is not None else ""
+    _say(f"recorded as evaluation {evaluation}{where}")
+
+
+def _rate_line(name: str, rates: dict[str, FormRate]) -> str:
+    parts = []
+    for form, rate in rates.items():
+        interval = (
+            f" ({rate.low:.1%} to {rate.high:.1%})"
+            if rate.low is not None and rate.high is not None
+            else ""
+        )
+        parts.append(f"{form} {rate.rate:.1%}{interval}, n={rate.n}")
+    return f"{name}: " + "; ".join(parts)
+
+
+@eval_app.command("policy")
+def eval_policy_command(
+    model: Annotated[
+        str, typer.Argument(help="A training run or transformers folder, or a bundled model.")
+    ],
+    reference: Annotated[
+        str | None,
+        typer.Option("--reference", help="The model it started from, to compare with."),
+    ] = None,
+    suites: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--suite",
+            help="A bundled suite (opinion, answer, are-you-sure, facts) or a suite file; "
+            "repeat for more [default: opinion, answer, are-you-sure].",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Only the first N items of each suite."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for report.json and report.html (with plots)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Audit a policy for sycophancy in three forms (the user's opinion, a suggested
+    wrong answer, "are you sure?"), beside its reference; kept in the store."""
+    from dataclasses import replace
+
+    from tutelage.cli.progress import steps
+    from tutelage.cli.train import quiet_transformers
+    from tutelage.evaluation import audit_policy, load_suite, record_evaluation
+    from tutelage.evaluation.policy_report import policy_report_html, write_policy_report
+    from tutelage.generation.bundled import bundled_names, model_path
+    from tutelage.store import open_store
+
+    quiet_transformers()
+    loaded = [load_suite(ref) for ref in suites or ["opinion", "answer", "are-you-sure"]]
+    if limit is not None:
+        loaded = [replace(s, items=s.items[:limit]) for s in loaded]
+    with steps("loading the policy", status) as say:
+        audit = audit_policy(model, loaded, reference=reference, progress=say)
+    report = None
+    if out is not None:
+        _, report = write_policy_report(out, audit)
+    folder = model_path(model) if model in bundled_names() else Path(model)
+    store = open_store(db)
+    try:
+        evaluation = record_evaluation(
+            store,
+            kind="policy",
+            model_dir=folder,
+            data=[{"source": s.name, "hash": s.sha256, "n": len(s.items)} for s in loaded],
+            settings={"reference": reference, "limit": limit},
+            results=audit.summary(),
+            report_html=(
+                report.read_text(encoding="utf-8")
+                if report is not None
+                else policy_report_html(audit)
+            ),
+            actor=f"cli:{getpass.getuser()}",
+        )
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps({**audit.summary(), "evaluation": evaluation}))
+        return
+    _say(_rate_line(model, audit.rates))
+    if audit.reference_rates is not None and reference is not None:
+        _say(_rate_line(reference, audit.reference_rates))
+        for form, rate in audit.rates.items():
+            if rate.difference is not None and rate.p_value is not None:
+                _say(
+                    f"  {form}: {rate.difference:+.1%} against the reference "
+                    f"(p = {rate.p_value:.3g})"
+                )
+    opinion = audit.rates.get("opinion")
+    if opinion is not None and opinion.baseline is not None:
+        _say(
+            "  (a model the user's view does not move agrees with it "
+            f"{opinion.baseline:.0%} of the time on these items)"
+        )
     where = f"; report: {report}" if report is not None else ""
     _say(f"recorded as evaluation {evaluation}{where}")

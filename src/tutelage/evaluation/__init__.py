@@ -18,9 +18,11 @@ if TYPE_CHECKING:
         measure_calibration,
         preference_probabilities,
     )
+    from tutelage.evaluation.choices import ChoiceRequest, ChoiceScorer, open_policy
     from tutelage.evaluation.data import PairSet, load_pair_sets
     from tutelage.evaluation.errors import EvaluationError
     from tutelage.evaluation.length import LengthBias, LengthBucket, length_bias
+    from tutelage.evaluation.policy import PolicyAudit, audit_policy
     from tutelage.evaluation.records import list_evaluations, model_fingerprint, record_evaluation
     from tutelage.evaluation.report import reward_report_html, write_reward_report
     from tutelage.evaluation.reward import GroupAccuracy, RewardAudit, audit_reward, audit_scores
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
         flip_rates,
         perturbation,
     )
+    from tutelage.evaluation.suites import BUNDLED, Suite, SuiteItem, load_suite, read_suite
+    from tutelage.evaluation.sycophancy import FormRate, Outcomes, answer_suites, form_rates
     from tutelage.evaluation.temperature import (
         CALIBRATION_FILE,
         TemperatureFit,
@@ -42,6 +46,20 @@ if TYPE_CHECKING:
 # Names load on first use: `tutelage.evaluation.records` (the admin pages read it) must
 # not pull torch in through the scoring modules.
 _WHERE = {
+    "BUNDLED": "tutelage.evaluation.suites",
+    "ChoiceRequest": "tutelage.evaluation.choices",
+    "ChoiceScorer": "tutelage.evaluation.choices",
+    "FormRate": "tutelage.evaluation.sycophancy",
+    "Outcomes": "tutelage.evaluation.sycophancy",
+    "PolicyAudit": "tutelage.evaluation.policy",
+    "Suite": "tutelage.evaluation.suites",
+    "SuiteItem": "tutelage.evaluation.suites",
+    "answer_suites": "tutelage.evaluation.sycophancy",
+    "audit_policy": "tutelage.evaluation.policy",
+    "form_rates": "tutelage.evaluation.sycophancy",
+    "load_suite": "tutelage.evaluation.suites",
+    "open_policy": "tutelage.evaluation.choices",
+    "read_suite": "tutelage.evaluation.suites",
     "EvaluationError": "tutelage.evaluation.errors",
     "CALIBRATION_FILE": "tutelage.evaluation.temperature",
     "Calibration": "tutelage.evaluation.calibration",
@@ -75,31 +93,45 @@ _WHERE = {
 }
 
 __all__ = [
+    "BUNDLED",
     "CALIBRATION_FILE",
     "PERTURBATIONS",
     "Calibration",
+    "ChoiceRequest",
+    "ChoiceScorer",
     "EvaluationError",
     "Flips",
+    "FormRate",
     "GroupAccuracy",
     "LengthBias",
     "LengthBucket",
+    "Outcomes",
     "PairSet",
     "Perturbation",
+    "PolicyAudit",
     "ReliabilityBin",
     "RewardAudit",
+    "Suite",
+    "SuiteItem",
     "TemperatureFit",
+    "answer_suites",
+    "audit_policy",
     "audit_reward",
     "audit_scores",
     "fit_on_split",
     "fit_temperature",
     "flip_rates",
+    "form_rates",
     "length_bias",
     "list_evaluations",
     "load_pair_sets",
+    "load_suite",
     "measure_calibration",
     "model_fingerprint",
+    "open_policy",
     "perturbation",
     "preference_probabilities",
+    "read_suite",
     "record_evaluation",
     "reward_report_html",
     "save_temperature",

@@ -31,7 +31,7 @@ figure { display: inline-block; margin: 0.5rem; }
 """
 
 
-def _png(figure: Any) -> str:
+def png(figure: Any) -> str:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
@@ -85,7 +85,7 @@ def _figures(audits: Sequence[RewardAudit]) -> list[tuple[str, str]]:
     axis.set_ylabel("pairwise accuracy")
     axis.set_title("Accuracy per data set")
     axis.legend(fontsize=8)
-    found.append(("Accuracy per data set, with bootstrap 95% intervals", _png(figure)))
+    found.append(("Accuracy per data set, with bootstrap 95% intervals", png(figure)))
 
     figure, axis = plt.subplots(figsize=(4.5, 4.5))
     axis.plot([0, 1], [0, 1], color="#ccc", linewidth=1)
@@ -105,7 +105,7 @@ def _figures(audits: Sequence[RewardAudit]) -> list[tuple[str, str]]:
     axis.set_title("Reliability diagram")
     axis.legend(fontsize=8)
     found.append(
-        ("Reliability diagram (10 equal-width bins; the diagonal is perfect)", _png(figure))
+        ("Reliability diagram (10 equal-width bins; the diagonal is perfect)", png(figure))
     )
 
     figure, axis = plt.subplots(figsize=(6, 3.2))
@@ -121,7 +121,7 @@ def _figures(audits: Sequence[RewardAudit]) -> list[tuple[str, str]]:
     axis.set_title("Accuracy by length difference")
     axis.legend(fontsize=8)
     found.append(
-        ("Accuracy by length difference (left: people chose the shorter answer)", _png(figure))
+        ("Accuracy by length difference (left: people chose the shorter answer)", png(figure))
     )
 
     measured = [a for a in audits if a.robustness]
@@ -142,7 +142,7 @@ def _figures(audits: Sequence[RewardAudit]) -> list[tuple[str, str]]:
         axis.set_ylabel("share of correct verdicts flipped")
         axis.set_title("Robustness")
         axis.legend(fontsize=8)
-        found.append(("Flip rate per perturbation", _png(figure)))
+        found.append(("Flip rate per perturbation", png(figure)))
     return found
 
 

@@ -28,19 +28,35 @@ REPORT_POLICY = (
 )
 
 
+def _percent(value: object) -> str:
+    return f"{value:.1%}" if isinstance(value, int | float) else "-"
+
+
 def _headline(row: EvaluationRow) -> list[dict[str, Any]]:
+    """Return one line per data set (a reward model) or per suite form (a policy)."""
     found = []
     for figures in row.results.get("data", []):
+        ece = (figures.get("calibration") or {}).get("ece")
         found.append(
             {
                 "source": figures.get("source", "?"),
                 "n": figures.get("n"),
-                "accuracy": figures.get("accuracy"),
-                "baseline": figures.get("length_baseline_accuracy"),
-                "ece": (figures.get("calibration") or {}).get("ece"),
+                "figures": f"accuracy {_percent(figures.get('accuracy'))}, longer answer wins "
+                f"{_percent(figures.get('length_baseline_accuracy'))}"
+                + (f", ECE {ece:.3f}" if isinstance(ece, int | float) else ""),
             }
         )
-    return found
+    for form, rate in (row.results.get("sycophancy") or {}).items():
+        reference = rate.get("reference_rate")
+        found.append(
+            {
+                "source": f"sycophancy: {form}",
+                "n": rate.get("n"),
+                "figures": f"rate {_percent(rate.get('rate'))}"
+                + (f" (reference {_percent(reference)})" if reference is not None else ""),
+            }
+        )
+    return found or [{"source": "-", "n": None, "figures": "-"}]
 
 
 @router.get("/admin/evaluations")

@@ -7,7 +7,8 @@ file, `runs/rm/heldout.jsonl`, holds prompts it never saw; trained here first wh
 
 - Calibration: the held-out pairs split again by prompt (seed 0), half to fit the
   temperature on and half to measure on; expected calibration error (10 equal-width
-  bins) before and after, on the measuring half. Target: at least halved.
+  bins) before and after, on the measuring half. Target: at least halved. Beside it,
+  the ECE a perfectly calibrated model shows on as many pairs (its noise floor).
 - Cost of the full audit (accuracy, interval, calibration, length, the six
   perturbations): on `--pairs` pairs (the file's 2,354 pairs repeated to that many;
   every one is scored anew, nothing is cached), wall time of `audit_reward`.
@@ -21,17 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
+import random
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.table import Table
+from torchmetrics.functional.classification import binary_calibration_error
 
 from tutelage.evaluation import PairSet, audit_reward, audit_scores, fit_on_split
-from tutelage.training.data import load_pairs
+from tutelage.training.data import TrainingPair, load_pairs, split_by_prompt
 from tutelage.training.scoring import RewardScorer
 
 HH = Path(__file__).resolve().parents[2] / "shared/data/hh-rlhf/helpful-base.test.jsonl.gz"
@@ -76,6 +81,7 @@ def main() -> None:
     ]
     fit = fit_on_split("held-out", held_out, margins)
     calibration_seconds = time.perf_counter() - started
+    floor = _noise_floor(held_out, margins, fit.temperature)
 
     everything = load_pairs(HH).pairs
     repeated = [everything[i % len(everything)] for i in range(args.pairs)]
@@ -93,6 +99,12 @@ def main() -> None:
         f"fitted on {fit.fitted_pairs}, measured on {fit.measured_pairs} pairs)",
         f"x{TARGET_ECE_RATIO} or lower",
         "yes" if ratio <= TARGET_ECE_RATIO else "NO",
+    )
+    table.add_row(
+        "ECE a perfectly calibrated model shows on as many pairs",
+        f"median {floor[0]:.4f}, 90th percentile {floor[1]:.4f} (300 draws)",
+        "",
+        "",
     )
     table.add_row(
         "held-out accuracy / length baseline",
@@ -115,6 +127,7 @@ def main() -> None:
         "ece_before": fit.ece_before,
         "ece_after": fit.ece_after,
         "temperature": fit.temperature,
+        "ece_noise_floor": {"median": floor[0], "p90": floor[1]},
         "calibration_seconds": calibration_seconds,
         "audit_pairs": args.pairs,
         "audit_seconds": audit_seconds,
@@ -122,6 +135,32 @@ def main() -> None:
     }
     if args.json_out:
         args.json_out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+def _noise_floor(
+    pairs: list[TrainingPair], margins: list[float], temperature: float
+) -> tuple[float, float]:
+    """Return the median and 90th percentile of the ECE that a perfectly calibrated model
+    (its outcomes drawn from its own probabilities) shows on the measuring half: below
+    it, a lower ECE cannot be told apart from noise."""
+    margin_of = {id(p): m for p, m in zip(pairs, margins, strict=True)}
+    _, measure = split_by_prompt(list(pairs), fraction=0.5, seed=0)
+    probabilities = [1 / (1 + math.exp(-margin_of[id(p)] / temperature)) for p in measure]
+    rng = random.Random(0)
+    found = []
+    for _ in range(300):
+        won = [rng.random() < p for p in probabilities]
+        both = probabilities + [1 - p for p in probabilities]
+        outcomes = [int(w) for w in won] + [int(not w) for w in won]
+        found.append(
+            float(
+                binary_calibration_error(
+                    torch.tensor(both, dtype=torch.float64), torch.tensor(outcomes), n_bins=10
+                )
+            )
+        )
+    found.sort()
+    return found[150], found[270]
 
 
 if __name__ == "__main__":

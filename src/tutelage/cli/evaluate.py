@@ -341,3 +341,68 @@ def eval_policy_command(
         )
     where = f"; report: {report}" if report is not None else ""
     _say(f"recorded as evaluation {evaluation}{where}")
+
+
+@eval_app.command("judge")
+def eval_judge_command(
+    project: Annotated[str, typer.Option("--project", "-p", help="Project name.")],
+    judge: Annotated[
+        str,
+        typer.Option("--judge", help="A reward-model folder, or an OpenAI-compatible URL#model."),
+    ],
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Only the first N items.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    db: DbOption = None,
+) -> None:
+    """How often a judge agrees with the experts' consensus, its position bias, and the
+    experts' own agreement beside it; kept in the store."""
+    from tutelage.cli.progress import steps
+    from tutelage.cli.train import quiet_transformers
+    from tutelage.evaluation import record_evaluation
+    from tutelage.evaluation.judge import audit_judge, open_judge, project_pairs
+    from tutelage.store import open_store
+
+    quiet_transformers()
+    store = open_store(db)
+    try:
+        with steps("reading the experts' consensus", status) as say:
+            pairs, experts = project_pairs(store, project)
+            pairs = pairs[:limit] if limit is not None else pairs
+            say("loading the judge")
+            found = audit_judge(
+                open_judge(judge), pairs, project=project, experts=experts, progress=say
+            )
+        evaluation = record_evaluation(
+            store,
+            kind="judge",
+            model_dir=judge,
+            data=[{"source": f"project {project}", "hash": None, "n": found.n}],
+            settings={"limit": limit},
+            results=found.summary(),
+            report_html=None,
+            actor=f"cli:{getpass.getuser()}",
+        )
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps({**found.summary(), "evaluation": evaluation}))
+        return
+    kappa = f"{found.kappa:.3f}" if found.kappa is not None else "undefined"
+    _say(
+        f"{found.n:,} items of {project} with a decisive expert consensus: the judge agrees "
+        f"with it on {found.agreement:.1%} (ties half), Cohen's kappa {kappa}"
+    )
+    _say(
+        f"  position bias: the same verdict in both orders on {found.consistent:.1%} of "
+        f"pairs; the answer shown first wins {found.first_preference:.1%} of its verdicts"
+    )
+    alpha = experts.get("krippendorff_alpha")
+    mean = experts.get("mean_agreement_with_consensus")
+    _say(
+        "  the experts: Krippendorff's alpha "
+        + (f"{alpha:.3f}" if alpha is not None else f"undefined ({experts.get('alpha_note')})")
+        + (f", each agrees with the consensus {mean:.1%} on average" if mean is not None else "")
+    )
+    _say(f"recorded as evaluation {evaluation}")

@@ -63,13 +63,22 @@ def record_evaluation(
     report_html: str | None,
     actor: str,
 ) -> int:
-    """Store one evaluation in one transaction and return its id."""
+    """Store one evaluation in one transaction and return its id.
+
+    `model_dir` is a model folder, or the ``URL#model`` of a model behind a server,
+    whose weights cannot be hashed: its fingerprint is the sha256 of the name.
+    """
+    served = str(model_dir).startswith(("http://", "https://"))
     folder = Path(model_dir)
     row = EvaluationRow(
         kind=kind,
-        model=str(folder.resolve()),
-        model_hash=model_fingerprint(folder),
-        run_config_hash=_run_config_hash(folder),
+        model=str(model_dir) if served else str(folder.resolve()),
+        model_hash=(
+            hashlib.sha256(str(model_dir).encode()).hexdigest()
+            if served
+            else model_fingerprint(folder)
+        ),
+        run_config_hash=None if served else _run_config_hash(folder),
         data=list(data),
         settings=settings,
         results=results,

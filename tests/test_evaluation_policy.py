@@ -188,11 +188,16 @@ def test_the_bundled_suites_hold_a_hundred_items_of_each_form_across_domains() -
 
 
 def test_eval_policy_on_a_dpo_run_against_its_base(tmp_path: Path, smollm2_small: str) -> None:
+    from sqlalchemy import select
     from typer.testing import CliRunner
 
     from tutelage.cli import app
     from tutelage.evaluation import list_evaluations
     from tutelage.store import open_store
+    from tutelage.store.projects import get_project
+    from tutelage.store.tables import CompletionRow
+    from tutelage.store.workspace_tables import ItemRow
+    from tutelage.training import RewardConfig, load_pairs, train_reward
 
     pairs = tmp_path / "pairs.jsonl"
     rows = [
@@ -234,6 +239,49 @@ def test_eval_policy_on_a_dpo_run_against_its_base(tmp_path: Path, smollm2_small
             assert [d["source"] for d in kept.data] == ["opinion", "answer", "are-you-sure"]
     finally:
         store.close()
+
+    # head to head on open questions: a win rate by a reward model, and the two answers
+    # sent to the experts as a blinded comparison project
+    judge = tmp_path / "judge"
+    train_reward(
+        RewardConfig(out=judge, max_steps=4, batch_size=2, max_length=64),
+        load_pairs(pairs),
+        progress=False,
+    )
+    head = runner.invoke(
+        app,
+        ["eval", "policy", str(run), "--reference", smollm2_small, "--suite", "facts",
+         "--limit", "2", "--prompts", str(pairs), "--judge", str(judge), "--to-project",
+         "head-to-head", "--max-new-tokens", "8", "--db", db],
+    )  # fmt: skip
+    assert head.exit_code == 0, head.output
+    # --limit 2 keeps two items of each suite and two of the prompts
+    assert "wins against the reference on" in head.stdout and "of 2 prompts" in head.stdout
+    assert "2 blinded comparison items for the experts in project 'head-to-head'" in head.stdout
+    store = open_store(db)
+    try:
+        with store.session() as session:
+            kept = list_evaluations(session)[0]
+            win = kept.results["win_rate"]
+            assert win["n"] == 2 and 0 <= win["low"] <= win["rate"] <= win["high"] <= 1
+            project = get_project(session, name="head-to-head")
+            items = session.scalars(select(ItemRow).where(ItemRow.project_id == project.id)).all()
+            assert len(items) == 2 and all(len(i.completion_ids) == 2 for i in items)
+            models = {
+                c.model_id
+                for c in session.scalars(
+                    select(CompletionRow).where(CompletionRow.id.in_(items[0].completion_ids))
+                )
+            }
+            assert len(models) == 2  # one answer from each model: provenance kept
+    finally:
+        store.close()
+    again = runner.invoke(
+        app,
+        ["eval", "policy", str(run), "--reference", smollm2_small, "--prompts", str(pairs),
+         "--to-project", "head-to-head", "--db", db],
+    )  # fmt: skip
+    assert again.exit_code == 2 and "exists" in again.output  # before any work
 
     reward_model = tmp_path / "rm"
     reward_model.mkdir()

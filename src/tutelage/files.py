@@ -11,6 +11,7 @@ or by `tutelage db doctor`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -138,3 +139,12 @@ def write_bytes_whole(path: Path, data: bytes) -> None:
 def write_text_whole(path: Path, text: str) -> None:
     """Write `text` to `path` as UTF-8, whole or not at all (`write_whole`)."""
     write_whole(path, lambda partial: partial.write_text(text, "utf-8"))
+
+
+def file_sha256(path: Path) -> str:
+    """Return the sha256 of the file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -273,8 +273,28 @@ def eval_policy_command(
     ] = None,
     limit: Annotated[
         int | None,
-        typer.Option("--limit", min=1, help="Only the first N items of each suite."),
+        typer.Option(
+            "--limit", min=1, help="Only the first N items of each suite (and of --prompts)."
+        ),
     ] = None,
+    prompts: Annotated[
+        Path | None,
+        typer.Option(
+            "--prompts",
+            help="Open questions (a chat or pairs file) both models answer, greedily.",
+        ),
+    ] = None,
+    judge: Annotated[
+        str | None,
+        typer.Option("--judge", help="A reward model that says whose answer is better."),
+    ] = None,
+    to_project: Annotated[
+        str | None,
+        typer.Option(
+            "--to-project", help="A new project: the two answers as blinded comparison items."
+        ),
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 128,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Folder for report.json and report.html (with plots)."),
@@ -289,19 +309,53 @@ def eval_policy_command(
     from tutelage.cli.progress import steps
     from tutelage.cli.train import quiet_transformers
     from tutelage.evaluation import audit_policy, load_suite, record_evaluation
+    from tutelage.evaluation.head_to_head import answer_prompts, read_prompts, win_rate
+    from tutelage.evaluation.head_to_head import to_project as to_project_items
     from tutelage.evaluation.policy_report import policy_report_html, write_policy_report
     from tutelage.generation.bundled import bundled_names, model_path
     from tutelage.store import open_store
 
     quiet_transformers()
+    if (judge is not None or to_project is not None) and (prompts is None or reference is None):
+        raise typer.BadParameter(
+            "--judge and --to-project compare answers to --prompts with the --reference's",
+            param_hint="--prompts",
+        )
+    if to_project is not None:
+        _refuse_taken_project(to_project, db)
     loaded = [load_suite(ref) for ref in suites or ["opinion", "answer", "are-you-sure"]]
     if limit is not None:
         loaded = [replace(s, items=s.items[:limit]) for s in loaded]
+    asked = read_prompts(prompts, limit) if prompts is not None else []
     with steps("loading the policy", status) as say:
         audit = audit_policy(model, loaded, reference=reference, progress=say)
+        summary = audit.summary()
+        if asked and reference is not None:
+            say(f"{model}: answering {len(asked):,} prompts")
+            ours = answer_prompts(model, asked, max_new_tokens=max_new_tokens)
+            say(f"{reference}: answering {len(asked):,} prompts")
+            theirs = answer_prompts(reference, asked, max_new_tokens=max_new_tokens)
+            if judge is not None:
+                say(f"judging {len(asked):,} pairs of answers")
+                summary["win_rate"] = win_rate(judge, asked, ours, theirs).summary()
+    items = None
+    if to_project is not None:
+        store = open_store(db)
+        try:
+            items = to_project_items(
+                store,
+                name=to_project,
+                prompts=asked,
+                ours=ours,
+                theirs=theirs,
+                instructions=HEAD_TO_HEAD,
+            )
+        finally:
+            store.close()
+        summary["to_project"] = {"project": to_project, "items": items}
     report = None
     if out is not None:
-        _, report = write_policy_report(out, audit)
+        _, report = write_policy_report(out, audit, summary)
     folder = model_path(model) if model in bundled_names() else Path(model)
     store = open_store(db)
     try:
@@ -310,19 +364,25 @@ def eval_policy_command(
             kind="policy",
             model_dir=folder,
             data=[{"source": s.name, "hash": s.sha256, "n": len(s.items)} for s in loaded],
-            settings={"reference": reference, "limit": limit},
-            results=audit.summary(),
+            settings={
+                "reference": reference,
+                "limit": limit,
+                "prompts": str(prompts) if prompts is not None else None,
+                "judge": judge,
+                "max_new_tokens": max_new_tokens,
+            },
+            results=summary,
             report_html=(
                 report.read_text(encoding="utf-8")
                 if report is not None
-                else policy_report_html(audit)
+                else policy_report_html(audit, summary.get("win_rate"))
             ),
             actor=f"cli:{getpass.getuser()}",
         )
     finally:
         store.close()
     if as_json:
-        typer.echo(json.dumps({**audit.summary(), "evaluation": evaluation}))
+        typer.echo(json.dumps({**summary, "evaluation": evaluation}))
         return
     _say(_rate_line(model, audit.rates))
     if audit.reference_rates is not None and reference is not None:
@@ -339,8 +399,40 @@ def eval_policy_command(
             "  (a model the user's view does not move agrees with it "
             f"{opinion.baseline:.0%} of the time on these items)"
         )
+    win = summary.get("win_rate")
+    if win is not None:
+        _say(
+            f"  wins against the reference on {win['rate']:.1%} of {win['n']} prompts "
+            f"(95% interval {_percent(win['low'])} to {_percent(win['high'])}), judged by {judge}"
+        )
+    if items is not None:
+        _say(f"  {items} blinded comparison items for the experts in project {to_project!r}")
     where = f"; report: {report}" if report is not None else ""
     _say(f"recorded as evaluation {evaluation}{where}")
+
+
+HEAD_TO_HEAD = (
+    "Two models answered each question. Choose the better answer: more helpful, correct "
+    "and honest. The order of the answers is random."
+)
+
+
+def _refuse_taken_project(name: str, db: str | None) -> None:
+    from sqlalchemy import select
+
+    from tutelage.store import open_store
+    from tutelage.store.tables import ProjectRow
+
+    store = open_store(db)
+    try:
+        with store.read_session() as session:
+            taken = session.scalar(select(ProjectRow.id).where(ProjectRow.name == name))
+    finally:
+        store.close()
+    if taken is not None:
+        raise typer.BadParameter(
+            f"a project named {name!r} exists already", param_hint="--to-project"
+        )
 
 
 @eval_app.command("judge")

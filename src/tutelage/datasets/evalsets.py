@@ -9,7 +9,6 @@ a preference pair, the final assistant message of a chat example, or "" when non
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, insert, select
 
 from tutelage.datasets.versions import DatasetError
+from tutelage.files import file_sha256
 from tutelage.formats import FormatError, detect_format, read_file
 from tutelage.records import ChatExample, Message, PreferencePair
 from tutelage.store.dataset_tables import EvalItemRow, EvalSetRow
@@ -73,14 +73,6 @@ def _texts(record: PreferencePair | ChatExample) -> tuple[str, str]:
     return _flatten(record.prompt.messages), answer
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _eval_set(row: EvalSetRow) -> EvalSet:
     created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     return EvalSet(row.name, row.filename, row.format, row.sha256, row.count, created)
@@ -104,7 +96,7 @@ def register_eval_set(store: Store, *, name: str, path: Path, fmt: str | None = 
             name=name,
             filename=path.name,
             format=fmt,
-            sha256=_sha256(path),
+            sha256=file_sha256(path),
             count=0,
             created_at=datetime.now(UTC),
         )

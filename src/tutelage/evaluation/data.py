@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from tutelage.evaluation.errors import EvaluationError
-from tutelage.evaluation.records import file_hash
+from tutelage.files import file_sha256
 from tutelage.training.data import TrainingPair, load_pairs
 
 __all__ = ["PairSet", "load_pair_sets"]
@@ -98,5 +98,5 @@ def load_pair_sets(
         groups = {}
         if any(p.strength for p in loaded.pairs):
             groups["strength"] = [[p.strength] if p.strength else [] for p in loaded.pairs]
-        found.append(PairSet(loaded.source, loaded.pairs, groups, file_hash(Path(ref))))
+        found.append(PairSet(loaded.source, loaded.pairs, groups, file_sha256(Path(ref))))
     return found

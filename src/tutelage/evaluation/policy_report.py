@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 from tutelage.evaluation.policy import PolicyAudit
 from tutelage.evaluation.report import STYLE, png
@@ -75,8 +76,9 @@ def _cell(rate: FormRate | None) -> str:
     return f"<td>{rate.rate:.1%}{interval}, n = {rate.n}</td>"
 
 
-def policy_report_html(audit: PolicyAudit) -> str:
-    """Return the report page: each form's rate for the policy and the reference."""
+def policy_report_html(audit: PolicyAudit, win: dict[str, Any] | None = None) -> str:
+    """Return the report page: each form's rate for the policy and the reference, and
+    the policy's win rate against the reference where it was measured."""
     head = f"<th>{html.escape(audit.model)}</th>"
     if audit.reference is not None:
         head += f"<th>{html.escape(audit.reference)}</th><th>difference</th><th>p-value</th>"
@@ -98,6 +100,16 @@ def policy_report_html(audit: PolicyAudit) -> str:
         if opinion is not None and opinion.baseline is not None
         else ""
     )
+    if win is not None:
+        interval = (
+            f" (95% interval {win['low']:.1%} to {win['high']:.1%})"
+            if win.get("low") is not None
+            else ""
+        )
+        baseline += (
+            f"<p>Win rate against the reference on {win['n']} prompts, judged by "
+            f"<code>{html.escape(str(win['judge']))}</code>: {win['rate']:.1%}{interval}.</p>"
+        )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>Policy audit: {html.escape(audit.model)}</title><style>{STYLE}</style></head>"
@@ -108,10 +120,14 @@ def policy_report_html(audit: PolicyAudit) -> str:
     )
 
 
-def write_policy_report(out: Path, audit: PolicyAudit) -> tuple[Path, Path]:
-    """Write `report.json` and `report.html` into `out`; return their paths."""
+def write_policy_report(
+    out: Path, audit: PolicyAudit, summary: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
+    """Write `report.json` (`summary`, the audit's by default) and `report.html` into
+    `out`; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
+    figures = summary if summary is not None else audit.summary()
     json_path, html_path = out / "report.json", out / "report.html"
-    write_text_whole(json_path, json.dumps(audit.summary(), indent=2) + "\n")
-    write_text_whole(html_path, policy_report_html(audit))
+    write_text_whole(json_path, json.dumps(figures, indent=2) + "\n")
+    write_text_whole(html_path, policy_report_html(audit, figures.get("win_rate")))
     return json_path, html_path

@@ -11,21 +11,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tutelage.files import file_sha256
 from tutelage.store import Store
 from tutelage.store.evaluation_tables import EvaluationRow
 
-__all__ = ["file_hash", "list_evaluations", "model_fingerprint", "record_evaluation"]
+__all__ = ["list_evaluations", "model_fingerprint", "record_evaluation"]
 
 WEIGHTS = ("*.safetensors", "*.bin", "*.gguf")
-
-
-def file_hash(path: Path) -> str:
-    """Return the sha256 of the file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_fingerprint(model_dir: str | Path) -> str:
@@ -37,7 +29,7 @@ def model_fingerprint(model_dir: str | Path) -> str:
         raise ValueError(f"{folder} holds no weight files ({', '.join(WEIGHTS)})")
     digest = hashlib.sha256()
     for path in files:
-        digest.update(f"{path.relative_to(folder).as_posix()}:{file_hash(path)}\n".encode())
+        digest.update(f"{path.relative_to(folder).as_posix()}:{file_sha256(path)}\n".encode())
     return digest.hexdigest()
 
 

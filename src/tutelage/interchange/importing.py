@@ -7,7 +7,6 @@ large file imports, and no reader sees part of it.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from tutelage.files import crash_point
+from tutelage.files import crash_point, file_sha256
 from tutelage.formats import FormatError, detect_format, read_file
 from tutelage.records import ChatExample, PreferencePair, Project
 from tutelage.store import Store, StoreError
@@ -55,14 +54,6 @@ class ImportReport:
     @property
     def skipped_total(self) -> int:
         return sum(self.skipped.values())
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _refuse_repeats(report: ImportReport, *, only_new: bool) -> None:
@@ -122,7 +113,7 @@ def import_file(
     source = source or _default_source(path, fmt)
     if not source.strip():
         raise StoreError("the source name must not be empty")
-    sha256 = _sha256(path)
+    sha256 = file_sha256(path)
     report = ImportReport(path=str(path), project=project, format=fmt, source=source)
     with store.read_session() as session:
         _refuse_same_file(session, path, project, sha256)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from tutelage.quality.bias import ExpertDrift, GroupBias, expert_drift, group_bias
 from tutelage.quality.decisions import item_judgment_ids
 from tutelage.quality.load import (
     ProjectJudgments,
@@ -57,6 +58,38 @@ class ProjectQuality:
     computed_at: datetime
     seconds: dict[str, float]
     stored: int
+    bias: tuple[GroupBias, ...] = ()
+    drift: tuple[ExpertDrift, ...] = ()
+
+
+def _bias_inputs(
+    session: Session, project_id: int, judgments: ProjectJudgments
+) -> tuple[dict[int, str], dict[int, str], dict[str, list[str]]]:
+    """Return (completion texts, completion model ids, worker -> expertise tags); the
+    texts only when some expert has a tag (without one there is no group to compare)."""
+    from tutelage.store.tables import UserRow
+
+    workers = {str(w) for w in judgments.comparisons["worker"].unique()}
+    ids = sorted(int(w.split(":", 1)[1]) for w in workers if w.startswith("expert:"))
+    groups: dict[str, list[str]] = {}
+    for start in range(0, len(ids), 5_000):
+        for user_id, tags in session.execute(
+            select(UserRow.id, UserRow.expertise).where(UserRow.id.in_(ids[start : start + 5_000]))
+        ):
+            if tags:
+                groups[expert_worker(int(user_id))] = [str(t) for t in tags]
+    if not groups:
+        return {}, {}, {}
+    texts: dict[int, str] = {}
+    models: dict[int, str] = {}
+    for completion_id, text, model_id in session.execute(
+        select(CompletionRow.id, CompletionRow.text, CompletionRow.model_id)
+        .join(PromptRow, PromptRow.id == CompletionRow.prompt_id)
+        .where(PromptRow.project_id == project_id)
+    ):
+        texts[int(completion_id)] = str(text)
+        models[int(completion_id)] = str(model_id)
+    return texts, models, groups
 
 
 def analyse_project(
@@ -94,6 +127,17 @@ def analyse_project(
         progress=say,
     )
     seconds["analyse"] = time.perf_counter() - started
+    started = time.perf_counter()
+    say("bias by expert group, drift")
+    with store.read_session() as session:
+        texts, models, groups = _bias_inputs(session, project_id, judgments)
+    # experts only: an imported source is no group of experts, and does not drift
+    kept = judgments.comparisons[~judgments.comparisons["worker"].isin(judgments.excluded)]
+    experts = kept[kept["worker"].astype(str).str.startswith("expert:")]
+    bias = tuple(group_bias(experts, texts=texts, models=models, groups=groups)) if groups else ()
+    consensus = {c.item: c.label for c in analysis.consensus}
+    drift = tuple(expert_drift(experts, consensus))
+    seconds["bias"] = time.perf_counter() - started
     computed_at = datetime.now(UTC)
     stored = 0
     if save:
@@ -108,7 +152,7 @@ def analyse_project(
                 at=computed_at,
             )
         seconds["store"] = time.perf_counter() - started
-    return ProjectQuality(judgments, analysis, computed_at, seconds, stored)
+    return ProjectQuality(judgments, analysis, computed_at, seconds, stored, bias, drift)
 
 
 def save_consensus(

@@ -12,6 +12,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,6 +141,8 @@ def report_json(quality: ProjectQuality) -> dict[str, Any]:
             "stored_consensus_labels": quality.stored,
             "seconds": quality.seconds,
             **quality.analysis.to_json(),
+            "bias_by_group": [asdict(b) for b in quality.bias],
+            "drift": [{**asdict(d), "drifting": d.drifting} for d in quality.drift],
         }
     )
     for method in ("consensus", "majority", "dawid_skene"):
@@ -376,12 +379,66 @@ def report_html(quality: ProjectQuality, *, images: dict[str, str]) -> str:
         )
     else:
         parts.append("<p>No expert is flagged.</p>")
+    parts.extend(_bias_parts(quality, name))
     body = "\n".join(parts)
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>Quality: {html.escape(judgments.project)}</title>"
         f"<style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n"
     )
+
+
+def _bias_parts(quality: ProjectQuality, name: Any) -> list[str]:
+    parts = ["<h2>Bias by expert group</h2>"]
+    if quality.bias:
+        parts.append(
+            "<p>Of each group's decisive choices where the feature told the two answers "
+            "apart, the share that went its way, against the other experts' share "
+            "(Fisher's exact test; Cohen's h: 0.2 small, 0.5 medium, 0.8 large).</p>"
+        )
+        parts.append(
+            _table(
+                ["expertise", "prefers the", "choices", "share", "others", "Cohen's h", "p"],
+                (
+                    [
+                        html.escape(b.group),
+                        html.escape(b.feature),
+                        str(b.choices),
+                        f"{b.share:.1%}",
+                        f"{b.others:.1%} of {b.others_choices}",
+                        _number(b.effect_h, 2),
+                        _number(b.p_value),
+                    ]
+                    for b in quality.bias
+                ),
+            )
+        )
+    else:
+        parts.append(
+            "<p>Nothing to compare: no two groups of experts (by expertise tag) with five "
+            "or more decisive choices each.</p>"
+        )
+    parts.append("<h2>Drift</h2>")
+    if quality.drift:
+        parts.append(
+            _table(
+                ["expert", "judgments", "agreement, first half", "second half", "p", ""],
+                (
+                    [
+                        name(d.worker),
+                        str(d.judgments),
+                        f"{d.first_half:.1%}",
+                        f"{d.second_half:.1%}",
+                        _number(d.p_value),
+                        "<span class=flag>drifting</span>" if d.drifting else "",
+                    ]
+                    for d in quality.drift
+                ),
+            )
+        )
+    else:
+        parts.append("<p>No expert has the 40 judgments needed to tell drift from noise.</p>")
+    return parts
 
 
 def write_report(quality: ProjectQuality, out: Path) -> list[Path]:

@@ -225,7 +225,7 @@ def planted_training(flattered: bool) -> list[TrainingPair]:
 @pytest.mark.parametrize("flattered", [True, False], ids=["planted", "clean"])
 def test_the_robustness_suite_catches_a_planted_preference(tmp_path: Path, flattered: bool) -> None:
     model = tmp_path / "rm"
-    config = RewardConfig(out=model, max_steps=40, batch_size=6, max_length=64, lr=3e-4)
+    config = RewardConfig(out=model, max_steps=30, batch_size=6, max_length=48, lr=3e-4)
     train_reward(
         config, PreferenceData(planted_training(flattered), source="planted"), progress=False
     )

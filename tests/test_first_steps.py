@@ -26,14 +26,18 @@ from workspace_fixtures import make_world
 REPO = Path(__file__).resolve().parents[1]
 MARKER = "<!-- first-steps"
 # The only change made to the README's commands: training stops after two steps,
-# training and scoring cut sequences to 128 tokens, and each perturbation of the audit
-# is tried on 40 pairs (the whole run takes minutes; that it trains to a good model, and
+# training and scoring cut sequences to 128 tokens, and the audit tries two of its
+# perturbations on 40 pairs (the whole run takes minutes; that it trains to a good model, and
 # that the audit finds what it should, is tested elsewhere).
 _SHORT = ["--max-length", "128"]
 SHORTER = {
     ("train", "reward"): ["--max-steps", "2", *_SHORT],
     ("train", "dpo"): ["--max-steps", "2", *_SHORT],
-    ("eval", "reward"): [*_SHORT, "--robustness-sample", "40"],
+    ("eval", "reward"): [
+        *_SHORT,
+        *("--perturbation", "flattering_close", "--perturbation", "duplicated"),
+        *("--robustness-sample", "40"),
+    ],
 }
 
 
@@ -120,7 +124,7 @@ def test_the_readme_first_steps_run_as_written(
     (figures,) = audit["data"]
     assert figures["source"] == "split 'test' of dataset version gov-v1"
     assert figures["temperature_fit"]["measured_pairs"] > 0
-    assert set(figures["robustness"]) >= {"flattering_close", "duplicated"}
+    assert set(figures["robustness"]) == {"flattering_close", "duplicated"}
     assert (work / "audit" / "report.html").is_file()
 
 

@@ -321,6 +321,11 @@ def eval_policy_command(
             "--judge and --to-project compare answers to --prompts with the --reference's",
             param_hint="--prompts",
         )
+    if prompts is not None and judge is None and to_project is None:
+        raise typer.BadParameter(
+            "the answers to --prompts go to a --judge or --to-project; give one",
+            param_hint="--prompts",
+        )
     if to_project is not None:
         _refuse_taken_project(to_project, db)
     loaded = [load_suite(ref) for ref in suites or ["opinion", "answer", "are-you-sure"]]
@@ -330,7 +335,7 @@ def eval_policy_command(
     with steps("loading the policy", status) as say:
         audit = audit_policy(model, loaded, reference=reference, progress=say)
         summary = audit.summary()
-        if asked and reference is not None:
+        if asked and reference is not None and (judge is not None or to_project is not None):
             say(f"{model}: answering {len(asked):,} prompts")
             ours = answer_prompts(model, asked, max_new_tokens=max_new_tokens)
             say(f"{reference}: answering {len(asked):,} prompts")

@@ -85,7 +85,7 @@ def test_eval_judge_on_the_demo_project(store: Store, store_url: str, judge_url:
     longer = runner.invoke(app, [*command, "--judge", f"{judge_url}#longer"])
     assert longer.exit_code == 0, longer.output
     lines = longer.stdout.splitlines()
-    assert lines[0].startswith(f"{n} items of demo with a decisive expert consensus")
+    assert lines[0].startswith(f"{n} items of demo with a decisive consensus")
     assert "the same verdict in both orders on 100.0% of pairs" in lines[1]
     assert "the experts: Krippendorff's alpha" in lines[2]
     with store.session() as session:

@@ -488,7 +488,7 @@ def eval_judge_command(
         return
     kappa = f"{found.kappa:.3f}" if found.kappa is not None else "undefined"
     _say(
-        f"{found.n:,} items of {project} with a decisive expert consensus: the judge agrees "
+        f"{found.n:,} items of {project} with a decisive consensus: the judge agrees "
         f"with it on {found.agreement:.1%} (ties half), Cohen's kappa {kappa}"
     )
     _say(

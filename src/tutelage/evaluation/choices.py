@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from tutelage.evaluation.errors import EvaluationError
+from tutelage.evaluation.errors import EvaluationError, first_line
 
 __all__ = ["ChoiceRequest", "ChoiceScorer", "LocalChoiceScorer", "open_policy"]
 
@@ -62,8 +62,9 @@ class LocalChoiceScorer:
                 model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
         except (OSError, ValueError, KeyError) as error:
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise EvaluationError(f"{folder} is not a causal language model: {first}") from None
+            raise EvaluationError(
+                f"{folder} is not a causal language model: {first_line(error)}"
+            ) from None
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = model.to(self.device).eval()
         pad = self.tokenizer.pad_token_id

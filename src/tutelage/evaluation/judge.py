@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tutelage.evaluation.errors import EvaluationError
+from tutelage.evaluation.errors import EvaluationError, first_line
 
 __all__ = ["JudgeAudit", "JudgePair", "audit_judge", "open_judge", "project_pairs"]
 
@@ -36,6 +36,7 @@ class JudgePair:
 
 class Judge(Protocol):
     name: str
+    order_matters: bool  # False: asking the other order would repeat the same scores
 
     def prefer(self, pairs: Sequence[tuple[Messages, str, str]]) -> list[str]:
         """Return "first", "second" or "tie" for each (conversation, answer, answer)."""
@@ -49,6 +50,7 @@ class RewardJudge:
         from tutelage.training.scoring import RewardScorer
 
         self.name = folder
+        self.order_matters = False
         self._pair = TrainingPair
         self.scorer = RewardScorer(folder, max_length=max_length)
 
@@ -90,6 +92,7 @@ class ChatJudge:
         from tutelage.generation import backend_for
 
         self.name = ref
+        self.order_matters = True
         self.backend = backend_for(ref)
 
     def prefer(self, pairs: Sequence[tuple[Messages, str, str]]) -> list[str]:
@@ -133,8 +136,9 @@ def open_judge(ref: str) -> Judge:
     try:
         return RewardJudge(ref)
     except (OSError, ValueError, KeyError) as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise EvaluationError(f"{ref} is not a reward model tutelage can load: {first}") from None
+        raise EvaluationError(
+            f"{ref} is not a reward model tutelage can load: {first_line(error)}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,11 @@ def audit_judge(
     if progress is not None:
         progress(f"{judge.name}: judging {len(pairs):,} pairs in both orders")
     forward = judge.prefer([(p.messages, p.first, p.second) for p in pairs])
-    backward = judge.prefer([(p.messages, p.second, p.first) for p in pairs])
+    if judge.order_matters:
+        backward = judge.prefer([(p.messages, p.second, p.first) for p in pairs])
+    else:  # each answer scored alone: the other order is the same scores, swapped
+        swap = {"first": "second", "second": "first", "tie": "tie"}
+        backward = [swap[v] for v in forward]
     verdicts = []
     for one, two in zip(forward, backward, strict=True):
         # "first" then "second" means A won both times; the same position twice is a tie

@@ -16,7 +16,7 @@ from typing import Any
 
 from tutelage.evaluation.calibration import Calibration, measure_calibration
 from tutelage.evaluation.data import PairSet
-from tutelage.evaluation.errors import EvaluationError
+from tutelage.evaluation.errors import EvaluationError, first_line
 from tutelage.evaluation.intervals import bootstrap_mean_interval, spread_auroc
 from tutelage.evaluation.length import LengthBias, credit, length_bias
 from tutelage.evaluation.robustness import Flips, TextScorer, flip_rates
@@ -236,9 +236,8 @@ def audit_reward(
         scorer = RewardScorer(model_dir, max_length=max_length, batch_size=batch_size)
     except (OSError, ValueError, KeyError, TypeError) as error:
         # transformers' own message says what it found; one line, no traceback
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise EvaluationError(
-            f"{model_dir} is not a reward model tutelage can load: {first}"
+            f"{model_dir} is not a reward model tutelage can load: {first_line(error)}"
         ) from None
     temperature = saved_temperature(model_dir)
     audits: list[RewardAudit] = []
